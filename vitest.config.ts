@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/unit/**/*.test.ts', 'test/gpu/**/*.test.ts', 'test/oracle/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+    pool: 'forks',
+    globalSetup: ['test/global-setup.ts'],
+    fileParallelism: false,
+  },
+});
