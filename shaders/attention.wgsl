@@ -1,0 +1,80 @@
+// Causal grouped-query attention over a contiguous KV cache, for prefill (M tokens) and decode
+// (M = 1). One workgroup per (query token, head); keys are streamed in chunks of 64 with an
+// online softmax, so any context length fits in fixed workgroup memory. headDim <= 256.
+
+struct Params {
+  numHeads: u32,
+  numKvHeads: u32,
+  headDim: u32,
+  scale: f32, // 1 / sqrt(headDim)
+}
+struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
+
+@group(0) @binding(0) var<storage, read> Q: array<f32>;          // [M, numHeads, headDim] f32
+@group(0) @binding(1) var<storage, read> Kc: array<f32>;         // [maxPos, numKvHeads, headDim] f32
+@group(0) @binding(2) var<storage, read> Vc: array<f32>;         // [maxPos, numKvHeads, headDim] f32
+@group(0) @binding(3) var<storage, read_write> O: array<f32>;    // [M, numHeads, headDim] f32
+@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(5) var<uniform> step: Step;
+
+const WG: u32 = 64u;
+const MAX_HD: u32 = 256u;
+var<workgroup> qs: array<f32, MAX_HD>;
+var<workgroup> sc: array<f32, WG>;
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let h = wid.x;
+  let m = wid.y;
+  if (m >= step.numTokens) { return; }
+  let hd = p.headDim;
+  let kvh = h / (p.numHeads / p.numKvHeads);
+  let qb = (m * p.numHeads + h) * hd;
+  for (var d = t; d < hd; d += WG) { qs[d] = Q[qb + d] * p.scale; }
+  workgroupBarrier();
+
+  let nKeys = step.startPos + m + 1u; // causal: keys 0 ..= own position
+  let kvStride = p.numKvHeads * hd;
+  var runMax = -3.0e38;
+  var runSum = 0.0;
+  var acc: array<f32, 4>; // dims t, t+64, t+128, t+192
+  for (var c0 = 0u; c0 < nKeys; c0 += WG) {
+    let j = c0 + t;
+    var s = -3.0e38;
+    if (j < nKeys) {
+      let kb = j * kvStride + kvh * hd;
+      var dotv = 0.0;
+      for (var d = 0u; d < hd; d++) { dotv += qs[d] * Kc[kb + d]; }
+      s = dotv;
+    }
+    sc[t] = s;
+    red[t] = s;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st >>= 1u) {
+      if (t < st) { red[t] = max(red[t], red[t + st]); }
+      workgroupBarrier();
+    }
+    let newMax = max(runMax, red[0]);
+    let corr = exp(runMax - newMax);
+    let cnt = min(WG, nKeys - c0);
+    var chunkSum = 0.0;
+    for (var i = 0u; i < 4u; i++) { acc[i] *= corr; }
+    for (var jj = 0u; jj < cnt; jj++) {
+      let pj = exp(sc[jj] - newMax);
+      chunkSum += pj;
+      let vb = (c0 + jj) * kvStride + kvh * hd;
+      for (var i = 0u; i < 4u; i++) {
+        let d = t + WG * i;
+        if (d < hd) { acc[i] += pj * Vc[vb + d]; }
+      }
+    }
+    runSum = runSum * corr + chunkSum;
+    runMax = newMax;
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let d = t + WG * i;
+    if (d < hd) { O[qb + d] = acc[i] / runSum; }
+  }
+}

@@ -1,0 +1,268 @@
+// Matmul against quantized weights: Y[m, n] = sum_k W[n, k] * X[m, k] (+ bias[n]) (+ Y[m, n]).
+// Weights stay in their GPU layout (src/model/quant.ts gpuLayout) and are dequantized in load8().
+// One entry point per shape of work: `matvec` (few rows of X), `matmul_tiled` (prefill), and
+// `gather_rows` (embedding lookup: a row of W per token id). The weight type is an override.
+
+override WTYPE: u32 = 0u; // ggml type id: 0 F32, 1 F16, 2 Q4_0, 8 Q8_0, 12 Q4_K, 14 Q6_K
+
+struct Params {
+  K: u32,             // row length of W and X
+  N: u32,             // rows of W = columns of Y
+  scaleOffWords: u32, // word offset of the f16 scale region (Q4_0, Q8_0, Q6_K)
+  flags: u32,         // bit 0: add bias, bit 1: accumulate into Y
+  mFixed: u32,        // when non-zero, M = mFixed instead of the step's token count
+  xRowOffset: u32,    // first row of X to read (lm_head reads only the last token)
+  _pad0: u32,
+  _pad1: u32,
+}
+
+struct Step {
+  numTokens: u32,
+  startPos: u32,
+  seqLen: u32,  // startPos + numTokens
+  counter: u32, // sampling counter (RNG stream position)
+}
+
+@group(0) @binding(0) var<storage, read> W: array<u32>;          // weight, GPU layout of WTYPE
+@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;    // [M, K] f32
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;    // [M, N] f32
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;       // [N] f32 (unused unless flags & 1)
+@group(0) @binding(5) var<uniform> step: Step;
+@group(0) @binding(6) var<storage, read> tokenIds: array<u32>;   // [M] u32 (gather_rows only)
+
+struct W8 { a: vec4<f32>, b: vec4<f32> }
+
+fn f16lo(w: u32) -> f32 { return unpack2x16float(w).x; }
+fn half_at(halfIdx: u32) -> f32 {
+  let w = W[halfIdx >> 1u];
+  return unpack2x16float(w)[halfIdx & 1u];
+}
+fn byte_of(w: u32, i: u32) -> u32 { return (w >> (8u * i)) & 0xffu; }
+fn sbyte_of(w: u32, i: u32) -> f32 { return f32(bitcast<i32>(w << (24u - 8u * i)) >> 24u); }
+
+// Eight consecutive weights W[row, 8g .. 8g+7], dequantized.
+fn load8(row: u32, g: u32) -> W8 {
+  let K = p.K;
+  let k0 = 8u * g;
+  switch WTYPE {
+    case 0u: { // F32
+      let o = row * K + k0;
+      return W8(
+        vec4<f32>(bitcast<f32>(W[o]), bitcast<f32>(W[o + 1u]), bitcast<f32>(W[o + 2u]), bitcast<f32>(W[o + 3u])),
+        vec4<f32>(bitcast<f32>(W[o + 4u]), bitcast<f32>(W[o + 5u]), bitcast<f32>(W[o + 6u]), bitcast<f32>(W[o + 7u])));
+    }
+    case 1u: { // F16
+      let o = (row * K + k0) >> 1u;
+      let h0 = unpack2x16float(W[o]);
+      let h1 = unpack2x16float(W[o + 1u]);
+      let h2 = unpack2x16float(W[o + 2u]);
+      let h3 = unpack2x16float(W[o + 3u]);
+      return W8(vec4<f32>(h0, h1), vec4<f32>(h2, h3));
+    }
+    case 2u: { // Q4_0: 16 nibble bytes per block in region A, f16 d in region B
+      let b = row * (K >> 5u) + (k0 >> 5u);
+      let j0 = k0 & 31u;
+      let d = half_at(p.scaleOffWords * 2u + b);
+      let wo = 4u * b + ((j0 & 15u) >> 2u);
+      let w0 = W[wo];
+      let w1 = W[wo + 1u];
+      let sh = select(0u, 4u, j0 >= 16u);
+      let q0 = vec4<u32>((w0 >> sh) & 0xfu, (w0 >> (sh + 8u)) & 0xfu, (w0 >> (sh + 16u)) & 0xfu, (w0 >> (sh + 24u)) & 0xfu);
+      let q1 = vec4<u32>((w1 >> sh) & 0xfu, (w1 >> (sh + 8u)) & 0xfu, (w1 >> (sh + 16u)) & 0xfu, (w1 >> (sh + 24u)) & 0xfu);
+      return W8((vec4<f32>(q0) - 8.0) * d, (vec4<f32>(q1) - 8.0) * d);
+    }
+    case 8u: { // Q8_0: 32 signed bytes per block in region A, f16 d in region B
+      let b = row * (K >> 5u) + (k0 >> 5u);
+      let d = half_at(p.scaleOffWords * 2u + b);
+      let wo = 8u * b + ((k0 & 31u) >> 2u);
+      let w0 = W[wo];
+      let w1 = W[wo + 1u];
+      return W8(
+        vec4<f32>(sbyte_of(w0, 0u), sbyte_of(w0, 1u), sbyte_of(w0, 2u), sbyte_of(w0, 3u)) * d,
+        vec4<f32>(sbyte_of(w1, 0u), sbyte_of(w1, 1u), sbyte_of(w1, 2u), sbyte_of(w1, 3u)) * d);
+    }
+    case 12u: { // Q4_K: GGUF layout, 144-byte (36-word) super-blocks of 256
+      let sb = row * (K >> 8u) + (k0 >> 8u);
+      let base = 36u * sb;
+      let e = k0 & 255u;
+      let j = e >> 6u;          // 64-element chunk
+      let c = e & 63u;
+      let sub = 2u * j + (c >> 5u);
+      let dd = unpack2x16float(W[base]);
+      // 6-bit scale and min of sub-block `sub` from the 12 packed bytes at words 1..3
+      let s0 = W[base + 1u];
+      let s1 = W[base + 2u];
+      let s2 = W[base + 3u];
+      var sc: u32;
+      var mn: u32;
+      if (sub < 4u) {
+        sc = byte_of(s0, sub) & 63u;
+        mn = byte_of(s1, sub) & 63u;
+      } else {
+        let hi = byte_of(s2, sub - 4u);
+        sc = (hi & 0xfu) | ((byte_of(s0, sub - 4u) >> 6u) << 4u);
+        mn = (hi >> 4u) | ((byte_of(s1, sub - 4u) >> 6u) << 4u);
+      }
+      let dl = dd.x * f32(sc);
+      let ml = dd.y * f32(mn);
+      let wo = base + 4u + 8u * j + ((c & 31u) >> 2u);
+      let w0 = W[wo];
+      let w1 = W[wo + 1u];
+      let sh = select(0u, 4u, c >= 32u);
+      let q0 = vec4<u32>((w0 >> sh) & 0xfu, (w0 >> (sh + 8u)) & 0xfu, (w0 >> (sh + 16u)) & 0xfu, (w0 >> (sh + 24u)) & 0xfu);
+      let q1 = vec4<u32>((w1 >> sh) & 0xfu, (w1 >> (sh + 8u)) & 0xfu, (w1 >> (sh + 16u)) & 0xfu, (w1 >> (sh + 24u)) & 0xfu);
+      return W8(vec4<f32>(q0) * dl - ml, vec4<f32>(q1) * dl - ml);
+    }
+    case 14u: { // Q6_K: 208-byte (52-word) blocks {ql[128], qh[64], scales[16]} in region A, f16 d in region B
+      let b = row * (K >> 8u) + (k0 >> 8u);
+      let base = 52u * b;
+      let e = k0 & 255u;
+      let n = e >> 7u;
+      let lf = e & 127u;
+      let qd = lf >> 5u;
+      let l = lf & 31u;
+      let d = half_at(p.scaleOffWords * 2u + b);
+      let scIdx = n * 8u + (l >> 4u) + 2u * qd;
+      let scw = W[base + 48u + (scIdx >> 2u)];
+      let scale = d * sbyte_of(scw, scIdx & 3u);
+      let qlo = base + ((n * 64u + l + (qd & 1u) * 32u) >> 2u);
+      let qho = base + 32u + ((n * 32u + l) >> 2u);
+      let nsh = select(0u, 4u, qd >= 2u);
+      let hsh = 2u * qd;
+      var out: array<f32, 8>;
+      for (var i = 0u; i < 8u; i++) {
+        let lw = W[qlo + (i >> 2u)];
+        let hw = W[qho + (i >> 2u)];
+        let lb = byte_of(lw, i & 3u);
+        let hb = byte_of(hw, i & 3u);
+        let q = ((lb >> nsh) & 0xfu) | (((hb >> hsh) & 3u) << 4u);
+        out[i] = (f32(q) - 32.0) * scale;
+      }
+      return W8(vec4<f32>(out[0], out[1], out[2], out[3]), vec4<f32>(out[4], out[5], out[6], out[7]));
+    }
+    default: {
+      return W8(vec4<f32>(0.0), vec4<f32>(0.0));
+    }
+  }
+}
+
+fn num_rows_m() -> u32 {
+  return select(step.numTokens, p.mFixed, p.mFixed != 0u);
+}
+
+fn store(m: u32, n: u32, acc: f32) {
+  var v = acc;
+  if ((p.flags & 1u) != 0u) { v += bias[n]; }
+  let o = m * p.N + n;
+  if ((p.flags & 2u) != 0u) { v += Y[o]; }
+  Y[o] = v;
+}
+
+// ---- matvec: one workgroup per output row, 64 threads split K in groups of 8 ----
+const MV_WG: u32 = 64u;
+var<workgroup> red: array<f32, MV_WG>;
+
+@compute @workgroup_size(MV_WG)
+fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) t: u32) {
+  let n = wid.y * nwg.x + wid.x;
+  let M = num_rows_m();
+  let groups = p.K >> 3u;
+  let kv4 = p.K >> 2u;
+  for (var m = 0u; m < M; m++) {
+    var acc = 0.0;
+    if (n < p.N) {
+      let xb = (p.xRowOffset + m) * kv4;
+      for (var g = t; g < groups; g += MV_WG) {
+        let w = load8(n, g);
+        acc += dot(w.a, X[xb + 2u * g]) + dot(w.b, X[xb + 2u * g + 1u]);
+      }
+    }
+    red[t] = acc;
+    workgroupBarrier();
+    for (var s = MV_WG / 2u; s > 0u; s >>= 1u) {
+      if (t < s) { red[t] += red[t + s]; }
+      workgroupBarrier();
+    }
+    if (t == 0u && n < p.N) { store(m, n, red[0]); }
+    workgroupBarrier();
+  }
+}
+
+// ---- tiled matmul: 64 (tokens) x 64 (rows) tile per workgroup, K in steps of 32 ----
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const TK: u32 = 32u;
+var<workgroup> xs: array<array<f32, TK>, TM>;
+var<workgroup> ws: array<array<f32, TK>, TN>;
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let M = num_rows_m();
+  let n0 = wid.x * TN;
+  let m0 = wid.y * TM;
+  let t = lid.y * 16u + lid.x;
+  let kv4 = p.K >> 2u;
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    // W tile: 64 rows x 4 groups of 8 = one load8 per thread
+    {
+      let r = t >> 2u;
+      let gi = t & 3u;
+      let n = n0 + r;
+      let g = (k0 >> 3u) + gi;
+      var w = W8(vec4<f32>(0.0), vec4<f32>(0.0));
+      if (n < p.N && 8u * g < p.K) { w = load8(n, g); }
+      for (var i = 0u; i < 4u; i++) {
+        ws[r][gi * 8u + i] = w.a[i];
+        ws[r][gi * 8u + 4u + i] = w.b[i];
+      }
+    }
+    // X tile: 64 tokens x 8 vec4 = two vec4 per thread
+    for (var h = 0u; h < 2u; h++) {
+      let idx = t + 256u * h;
+      let r = idx >> 3u;
+      let c4 = idx & 7u;
+      let m = m0 + r;
+      var xv = vec4<f32>(0.0);
+      if (m < M && k0 + 4u * c4 < p.K) { xv = X[(p.xRowOffset + m) * kv4 + (k0 >> 2u) + c4]; }
+      for (var i = 0u; i < 4u; i++) { xs[r][c4 * 4u + i] = xv[i]; }
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < TK; k++) {
+      var wv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { wv[i] = ws[lid.x + 16u * i][k]; }
+      for (var j = 0u; j < 4u; j++) {
+        let xv = xs[lid.y + 16u * j][k];
+        for (var i = 0u; i < 4u; i++) { acc[j][i] += xv * wv[i]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var j = 0u; j < 4u; j++) {
+    let m = m0 + lid.y + 16u * j;
+    if (m >= M) { continue; }
+    for (var i = 0u; i < 4u; i++) {
+      let n = n0 + lid.x + 16u * i;
+      if (n < p.N) { store(m, n, acc[j][i]); }
+    }
+  }
+}
+
+// ---- gather_rows: Y[m, :] = W[tokenIds[m], :] (embedding lookup), N = vocab rows ----
+@compute @workgroup_size(64)
+fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let m = wid.x;
+  if (m >= num_rows_m()) { return; }
+  let row = min(tokenIds[m], p.N - 1u);
+  let groups = p.K >> 3u;
+  for (var g = t; g < groups; g += 64u) {
+    let w = load8(row, g);
+    let o = m * p.K + 8u * g;
+    for (var i = 0u; i < 4u; i++) {
+      Y[o + i] = w.a[i];
+      Y[o + 4u + i] = w.b[i];
+    }
+  }
+}

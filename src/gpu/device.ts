@@ -1,0 +1,107 @@
+// GPU device acquisition for the browser (navigator.gpu) and Node (the `webgpu` package, see
+// device-node.ts). Asks for the adapter's full buffer limits and the optional features hearth uses.
+
+import { EngineError } from '../api/errors.js';
+import { PipelineCache } from './pipelines.js';
+
+export interface GpuFeatures {
+  shaderF16: boolean;
+  subgroups: boolean;
+  timestampQuery: boolean;
+}
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  description: string;
+  /** True on software adapters (SwiftShader); hearth still runs there, slowly. */
+  isFallback: boolean;
+}
+
+export interface GpuContext {
+  device: GPUDevice;
+  features: GpuFeatures;
+  limits: GPUSupportedLimits;
+  adapter: AdapterSummary;
+  backend: 'browser' | 'node';
+  pipelines: PipelineCache;
+  /** Set when the device is lost; every later GPU call fails with DEVICE_LOST. */
+  lost: { reason: string; message: string } | null;
+}
+
+export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | 'node'): Promise<GpuContext> {
+  if (!gpu)
+    throw new EngineError(
+      'WEBGPU_UNAVAILABLE',
+      backend === 'browser'
+        ? 'WebGPU is not available in this browser context (navigator.gpu is missing). Use a browser with WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu) on a secure (https or localhost) page.'
+        : 'WebGPU is not available in Node: the `webgpu` package could not be loaded.',
+    );
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter)
+    throw new EngineError(
+      'WEBGPU_UNAVAILABLE',
+      backend === 'browser'
+        ? 'No WebGPU adapter: the browser has WebGPU but found no usable GPU. Check chrome://gpu, update the GPU driver, or enable the software fallback (--enable-unsafe-webgpu).'
+        : 'No WebGPU adapter: Dawn found no Vulkan driver. Install a Vulkan driver (GPU vendor driver, or `apt-get install chromium libvulkan1` for the SwiftShader software device) or set VK_ICD_FILENAMES to an ICD json.',
+    );
+  const want: GPUFeatureName[] = [];
+  const features: GpuFeatures = {
+    shaderF16: adapter.features.has('shader-f16'),
+    subgroups: adapter.features.has('subgroups'),
+    timestampQuery: adapter.features.has('timestamp-query'),
+  };
+  if (features.shaderF16) want.push('shader-f16');
+  if (features.subgroups) want.push('subgroups' as GPUFeatureName);
+  if (features.timestampQuery) want.push('timestamp-query');
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: want,
+    requiredLimits: {
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    },
+  });
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const ctx: GpuContext = {
+    device,
+    features,
+    limits: device.limits,
+    adapter: {
+      vendor: info.vendor || 'unknown',
+      architecture: info.architecture || '',
+      description: info.description || '',
+      isFallback: Boolean(info.isFallbackAdapter ?? (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    },
+    backend,
+    pipelines: new PipelineCache(device),
+    lost: null,
+  };
+  void device.lost.then((e) => {
+    ctx.lost = { reason: String(e.reason), message: e.message };
+  });
+  return ctx;
+}
+
+/** Browser (or any global navigator.gpu) device. */
+export async function acquireBrowserDevice(): Promise<GpuContext> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  return deviceFromGpu(nav?.gpu, 'browser');
+}
+
+export function describeAdapter(a: AdapterSummary): string {
+  const parts = [a.vendor, a.architecture, a.description].filter((s) => s.length > 0);
+  return parts.join(' ') + (a.isFallback ? ' (software fallback adapter)' : '');
+}
+
+export function checkDevice(ctx: GpuContext): void {
+  if (ctx.lost)
+    throw new EngineError('DEVICE_LOST', `The GPU device was lost (${ctx.lost.reason}: ${ctx.lost.message}). Reload the model to continue.`, {
+      reason: ctx.lost.reason,
+    });
+}

@@ -1,0 +1,22 @@
+// WGSL sources by op name, loaded as text (Vite's ?raw; bin/hearth.js registers the same for Node).
+// A new op adds its import here.
+
+import add from '../../shaders/add.wgsl?raw';
+import attention from '../../shaders/attention.wgsl?raw';
+import matmul from '../../shaders/matmul.wgsl?raw';
+import rmsNorm from '../../shaders/rms-norm.wgsl?raw';
+import rope from '../../shaders/rope.wgsl?raw';
+import sample from '../../shaders/sample.wgsl?raw';
+import swiglu from '../../shaders/swiglu.wgsl?raw';
+
+export const SHADERS = {
+  add,
+  attention,
+  matmul,
+  'rms-norm': rmsNorm,
+  rope,
+  sample,
+  swiglu,
+} as const;
+
+export type ShaderName = keyof typeof SHADERS;

@@ -1,0 +1,106 @@
+// Host side of shaders/matmul.wgsl: Y = X·Wᵀ (+bias) (+Y) against a weight in its GPU layout.
+// M <= MATVEC_MAX_M uses the row-per-workgroup matvec, larger M the 64x64 tiled kernel.
+
+import type { GpuContext } from '../gpu/device.js';
+import { grid, uniformFrom } from '../gpu/buffers.js';
+
+/** A weight matrix on the GPU: N rows of K, in the layout of src/model/quant.ts gpuLayout(). */
+export interface GpuWeight {
+  buffer: GPUBuffer;
+  type: number;
+  /** Row length (ggml ne0). */
+  K: number;
+  /** Number of rows (ggml ne1). */
+  N: number;
+  scaleOffsetBytes: number;
+}
+
+export const MATVEC_MAX_M = 4;
+
+export interface MatmulOptions {
+  bias?: GPUBuffer;
+  accumulate?: boolean;
+  /** Fixed row count of X (otherwise the step's token count). */
+  mFixed?: number;
+}
+
+export class Matmul {
+  private readonly params: GPUBuffer;
+  private readonly bgVec: GPUBindGroup;
+  private readonly bgTiled: GPUBindGroup;
+  private readonly pVec: GPUComputePipeline;
+  private readonly pTiled: GPUComputePipeline;
+
+  constructor(
+    ctx: GpuContext,
+    readonly w: GpuWeight,
+    x: GPUBuffer,
+    y: GPUBuffer,
+    step: GPUBuffer,
+    readonly opts: MatmulOptions = {},
+  ) {
+    const flags = (opts.bias ? 1 : 0) | (opts.accumulate ? 2 : 0);
+    this.params = uniformFrom(ctx.device, [w.K, w.N, w.scaleOffsetBytes / 4, flags, opts.mFixed ?? 0, 0, 0, 0], 'matmul.params');
+    const constants = { WTYPE: w.type };
+    this.pVec = ctx.pipelines.get('matmul', 'matvec', constants);
+    this.pTiled = ctx.pipelines.get('matmul', 'matmul_tiled', constants);
+    // The bias binding is statically used, so something must be bound: x stands in when unused.
+    const bindGroup = (p: GPUComputePipeline): GPUBindGroup =>
+      ctx.device.createBindGroup({
+        layout: p.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: w.buffer } },
+          { binding: 1, resource: { buffer: x } },
+          { binding: 2, resource: { buffer: y } },
+          { binding: 3, resource: { buffer: this.params } },
+          { binding: 4, resource: { buffer: opts.bias ?? x } },
+          { binding: 5, resource: { buffer: step } },
+        ],
+      });
+    this.bgVec = bindGroup(this.pVec);
+    this.bgTiled = bindGroup(this.pTiled);
+  }
+
+  /** Record the dispatch for `numTokens` rows of X (ignored when mFixed is set). */
+  encode(pass: GPUComputePassEncoder, numTokens: number): void {
+    const M = this.opts.mFixed ?? numTokens;
+    if (M <= MATVEC_MAX_M) {
+      pass.setPipeline(this.pVec);
+      pass.setBindGroup(0, this.bgVec);
+      const [gx, gy] = grid(this.w.N);
+      pass.dispatchWorkgroups(gx, gy);
+    } else {
+      pass.setPipeline(this.pTiled);
+      pass.setBindGroup(0, this.bgTiled);
+      pass.dispatchWorkgroups(Math.ceil(this.w.N / 64), Math.ceil(M / 64));
+    }
+  }
+}
+
+/** Embedding lookup: Y[m, :] = dequant(W[tokenIds[m], :]). */
+export class GatherRows {
+  private readonly params: GPUBuffer;
+  private readonly bg: GPUBindGroup;
+  private readonly pipeline: GPUComputePipeline;
+
+  constructor(ctx: GpuContext, w: GpuWeight, tokenIds: GPUBuffer, y: GPUBuffer, step: GPUBuffer) {
+    this.params = uniformFrom(ctx.device, [w.K, w.N, w.scaleOffsetBytes / 4, 0, 0, 0, 0, 0], 'gather.params');
+    this.pipeline = ctx.pipelines.get('matmul', 'gather_rows', { WTYPE: w.type });
+    this.bg = ctx.device.createBindGroup({
+      layout: this.pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: w.buffer } },
+        { binding: 2, resource: { buffer: y } },
+        { binding: 3, resource: { buffer: this.params } },
+        { binding: 5, resource: { buffer: step } },
+        { binding: 6, resource: { buffer: tokenIds } },
+      ],
+    });
+  }
+
+  encode(pass: GPUComputePassEncoder, numTokens: number): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, this.bg);
+    pass.dispatchWorkgroups(numTokens);
+  }
+}

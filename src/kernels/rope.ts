@@ -1,0 +1,66 @@
+// Host side of shaders/rope.wgsl, plus the cos/sin table it reads (float64 on the CPU, once).
+// RoPE scaling: linear (freqScale) and per-dimension frequency factors (Llama 3's rope_freqs).
+
+import type { GpuContext } from '../gpu/device.js';
+import { grid, storageFrom, uniformFrom } from '../gpu/buffers.js';
+
+export interface RopeConfig {
+  ropeDim: number;
+  base: number;
+  /** Position multiplier: 1 / linear scaling factor. */
+  freqScale: number;
+  /** Divisors per frequency (length ropeDim / 2), when the model ships rope_freqs. */
+  freqFactors?: Float32Array;
+  neox: boolean;
+}
+
+/** [maxPos, ropeDim / 2] (cos, sin) pairs as f32. */
+export function ropeTable(cfg: RopeConfig, maxPos: number): Float32Array {
+  const half = cfg.ropeDim / 2;
+  const out = new Float32Array(maxPos * half * 2);
+  for (let i = 0; i < half; i++) {
+    const invFreq = Math.pow(cfg.base, (-2 * i) / cfg.ropeDim) / (cfg.freqFactors?.[i] ?? 1);
+    for (let pos = 0; pos < maxPos; pos++) {
+      const theta = pos * cfg.freqScale * invFreq;
+      out[(pos * half + i) * 2] = Math.cos(theta);
+      out[(pos * half + i) * 2 + 1] = Math.sin(theta);
+    }
+  }
+  return out;
+}
+
+export function ropeTableBuffer(ctx: GpuContext, cfg: RopeConfig, maxPos: number): GPUBuffer {
+  return storageFrom(ctx.device, ropeTable(cfg, maxPos), 'rope.cosSin');
+}
+
+export class Rope {
+  private readonly bg: GPUBindGroup;
+  private readonly pipeline: GPUComputePipeline;
+  constructor(
+    ctx: GpuContext,
+    x: GPUBuffer,
+    table: GPUBuffer,
+    step: GPUBuffer,
+    private readonly numHeads: number,
+    headDim: number,
+    private readonly cfg: RopeConfig,
+  ) {
+    const params = uniformFrom(ctx.device, [numHeads, headDim, cfg.ropeDim, cfg.neox ? 1 : 0], 'rope.params');
+    this.pipeline = ctx.pipelines.get('rope', 'main');
+    this.bg = ctx.device.createBindGroup({
+      layout: this.pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: x } },
+        { binding: 1, resource: { buffer: table } },
+        { binding: 2, resource: { buffer: params } },
+        { binding: 3, resource: { buffer: step } },
+      ],
+    });
+  }
+  encode(pass: GPUComputePassEncoder, numTokens: number): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, this.bg);
+    const [gx, gy] = grid(Math.ceil((numTokens * this.numHeads * (this.cfg.ropeDim / 2)) / 64));
+    pass.dispatchWorkgroups(gx, gy);
+  }
+}

@@ -1,0 +1,72 @@
+// Shared helpers for GPU kernel tests: one Dawn device per test file, seeded random data,
+// validation-scoped execution and the single comparison helper with per-dtype tolerances.
+
+import { expect } from 'vitest';
+import { acquireNodeDevice } from '../../src/gpu/device-node.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { readBuffer } from '../../src/gpu/buffers.js';
+
+let ctxPromise: Promise<GpuContext> | null = null;
+export function gpu(): Promise<GpuContext> {
+  ctxPromise ??= acquireNodeDevice();
+  return ctxPromise;
+}
+
+/** Tolerances (normalized MSE) written down once, with the reason. */
+export const TOL = {
+  // f32 accumulation in a different order than the float64 reference: rounding only.
+  f32: 1e-10,
+  // exp/log in WGSL (SwiftShader's and real GPUs') are accurate to a few ulp, softmax sums amplify slightly.
+  transcendental: 1e-8,
+} as const;
+
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, opts: { maxNmse: number }): void {
+  expect(actual.length).toBe(expected.length);
+  let err = 0;
+  let ref = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (!Number.isFinite(a)) throw new Error(`non-finite value ${a} at ${i} (expected ${e})`);
+    err += (a - e) ** 2;
+    ref += e * e;
+  }
+  const nmse = err / Math.max(ref, 1e-30);
+  expect(nmse, `nmse ${nmse}`).toBeLessThanOrEqual(opts.maxNmse);
+}
+
+/** Run `fn` inside a validation error scope and fail on any validation error. */
+export async function validated<T>(ctx: GpuContext, fn: () => T | Promise<T>): Promise<T> {
+  ctx.device.pushErrorScope('validation');
+  const r = await fn();
+  const err = await ctx.device.popErrorScope();
+  if (err) throw new Error(`WebGPU validation error: ${err.message}`);
+  return r;
+}
+
+export async function readF32(ctx: GpuContext, buf: GPUBuffer, n: number): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(ctx.device, buf, n * 4));
+}
+export async function readU32(ctx: GpuContext, buf: GPUBuffer, n: number): Promise<Uint32Array> {
+  return new Uint32Array(await readBuffer(ctx.device, buf, n * 4));
+}
+
+/** Seeded PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+export function randn(r: () => number, n: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * scale;
+  }
+  return out;
+}
