@@ -25,6 +25,11 @@ export interface GpuContext {
   adapter: AdapterSummary;
   backend: 'browser' | 'node';
   pipelines: PipelineCache;
+  /**
+   * The GPU object the adapter came from. Held so it lives as long as the device: in Node, a
+   * collected `webgpu` instance destroys Dawn's instance under a live device (a crash in ProcessEvents).
+   */
+  instance: GPU;
   /** Set when the device is lost; every later GPU call fails with DEVICE_LOST. */
   lost: { reason: string; message: string } | null;
 }
@@ -79,6 +84,7 @@ export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | '
       isFallback: Boolean(info.isFallbackAdapter ?? (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter),
     },
     backend,
+    instance: gpu,
     pipelines: new PipelineCache(device),
     lost: null,
   };

@@ -32,18 +32,19 @@ export class Sampler {
     this.params = ctx.device.createBuffer({ label: 'sample.params', size: 32, usage: UNIFORM | COPY_DST });
     this.pSample = ctx.pipelines.get('sample', 'sample');
     this.pTop = ctx.pipelines.get('sample', 'top_logprobs');
-    const bg = (p: GPUComputePipeline): GPUBindGroup =>
+    // top_logprobs does not read the step uniform, so its auto layout has no binding 3.
+    const bg = (p: GPUComputePipeline, withStep: boolean): GPUBindGroup =>
       ctx.device.createBindGroup({
         layout: p.getBindGroupLayout(0),
         entries: [
           { binding: 0, resource: { buffer: logits } },
           { binding: 1, resource: { buffer: out } },
           { binding: 2, resource: { buffer: this.params } },
-          { binding: 3, resource: { buffer: step } },
+          ...(withStep ? [{ binding: 3, resource: { buffer: step } }] : []),
         ],
       });
-    this.bgSample = bg(this.pSample);
-    this.bgTop = bg(this.pTop);
+    this.bgSample = bg(this.pSample, true);
+    this.bgTop = bg(this.pTop, false);
   }
 
   setParams(s: SamplingParams): void {

@@ -1,0 +1,139 @@
+// The `hearth` command (Node): tokenize, generate, bench. With --json a command prints exactly
+// one JSON object on stdout; progress and logs go to stderr. A new command adds a case to main().
+
+import { EngineError } from '../api/errors.js';
+import { describeAdapter, type GpuContext } from '../gpu/device.js';
+import { acquireNodeDevice } from '../gpu/device-node.js';
+import { generate } from '../engine/generate.js';
+import { fileSource } from '../model/file-source-node.js';
+import { parseGGUF, GGUFMeta } from '../model/gguf.js';
+import { loadModel, type LoadedModel } from '../model/model.js';
+import { Tokenizer } from '../model/tokenizer.js';
+import { Args } from './args.js';
+
+const USAGE = `hearth — LLM inference on WebGPU
+
+  hearth tokenize --model F.gguf --text S [--json]
+  hearth generate --model F.gguf --prompt S --max-tokens N [--temperature T] [--top-k K]
+                  [--top-p P] [--seed N] [--logprobs K] [--json]
+  hearth bench --model F.gguf [--browser] [--prompt-tokens 128] [--decode-tokens 128] [--json]
+
+  --robust   keep Dawn's bounds checks on in Node (a web page always has them; off is faster)
+`;
+
+const log = (s: string): void => {
+  process.stderr.write(s + '\n');
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const args = new Args(argv);
+  const cmd = args.positional[0];
+  const json = args.bool('json');
+  try {
+    let out: object;
+    switch (cmd) {
+      case 'tokenize':
+        out = await tokenize(args);
+        break;
+      case 'generate':
+        out = await runGenerate(args);
+        break;
+      case 'bench':
+        out = await bench(args);
+        break;
+      case undefined:
+      case 'help':
+        process.stdout.write(USAGE);
+        return cmd === undefined ? 1 : 0;
+      default:
+        throw new EngineError('BAD_REQUEST', `Unknown command '${cmd}'.\n${USAGE}`);
+    }
+    process.stdout.write((json ? JSON.stringify(out) : human(out)) + '\n');
+    return 0;
+  } catch (e) {
+    const err =
+      e instanceof EngineError ? e : new EngineError('GPU_ERROR', `Unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    if (json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
+    log(`hearth: ${err.code}: ${err.message}`);
+    return 1;
+  }
+}
+
+function human(o: object): string {
+  if ('text' in o && typeof o.text === 'string') return o.text;
+  return JSON.stringify(o, null, 2);
+}
+
+async function tokenize(args: Args): Promise<{ tokens: number[] }> {
+  const src = await fileSource(args.need('model'));
+  try {
+    const file = await parseGGUF(src);
+    const tok = Tokenizer.fromGGUF(new GGUFMeta(file.metadata));
+    return { tokens: tok.encode(args.need('text'), { addBos: false, parseSpecial: true }) };
+  } finally {
+    await src.close?.();
+  }
+}
+
+async function withModel<T>(args: Args, fn: (m: LoadedModel, ctx: GpuContext, loadMs: number) => Promise<T>): Promise<T> {
+  const path = args.need('model');
+  const src = await fileSource(path);
+  const ctx = await acquireNodeDevice({ robustness: args.bool('robust') });
+  log(`hearth: adapter ${describeAdapter(ctx.adapter)}`);
+  const t0 = performance.now();
+  let lastPct = -1;
+  const model = await loadModel(ctx, src, {
+    ...(args.int('ctx') !== undefined ? { maxContext: args.int('ctx')! } : {}),
+    onProgress: (done, total) => {
+      const pct = Math.floor((100 * done) / total);
+      if (pct >= lastPct + 10) {
+        lastPct = pct;
+        log(`hearth: loading ${pct}%`);
+      }
+    },
+  });
+  const loadMs = performance.now() - t0;
+  try {
+    return await fn(model, ctx, loadMs);
+  } finally {
+    model.destroy();
+    await src.close?.();
+  }
+}
+
+async function runGenerate(args: Args): Promise<object> {
+  return withModel(args, async (model, _ctx, loadMs) => {
+    const logprobs = args.int('logprobs', 0)!;
+    const r = await generate(model, {
+      prompt: args.need('prompt'),
+      maxTokens: args.int('max-tokens', 64)!,
+      temperature: args.num('temperature', 0.8)!,
+      topK: args.int('top-k', 40)!,
+      topP: args.num('top-p', 0.95)!,
+      ...(args.int('seed') !== undefined ? { seed: args.int('seed')! } : {}),
+      logprobs,
+    });
+    return {
+      prompt_tokens: r.promptTokens,
+      tokens: r.tokens,
+      text: r.text,
+      ...(logprobs > 0 ? { logprobs: r.logprobs } : {}),
+      finish_reason: r.finishReason,
+      timings: { load_ms: loadMs, prefill_tokens_per_s: r.timings.prefillTokensPerS, decode_tokens_per_s: r.timings.decodeTokensPerS },
+    };
+  });
+}
+
+async function bench(args: Args): Promise<object> {
+  const promptTokens = args.int('prompt-tokens', 128)!;
+  const decodeTokens = args.int('decode-tokens', 128)!;
+  if (args.bool('browser')) {
+    const { benchInBrowser } = await import('../../bench/browser.js');
+    return benchInBrowser({ model: args.need('model'), promptTokens, decodeTokens });
+  }
+  return withModel(args, async (model, ctx) => {
+    const { benchModel } = await import('../engine/bench.js');
+    const r = await benchModel(model, { promptTokens, decodeTokens });
+    return { backend: `node-dawn${args.bool('robust') ? '' : ' (robustness off)'}`, adapter: describeAdapter(ctx.adapter), ...r };
+  });
+}

@@ -1,0 +1,109 @@
+// Single-sequence generation over a loaded model: prefill, then one GPU-sampled token per step,
+// stop on EOG / stop strings / max tokens / abort. The batched scheduler (issue 5) replaces the
+// loop; the request/response shapes stay.
+
+import { EngineError } from '../api/errors.js';
+import type { SamplingParams } from '../kernels/sample.js';
+import type { LoadedModel } from '../model/model.js';
+
+export interface GenerateRequest {
+  prompt?: string;
+  promptTokens?: number[];
+  maxTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Top log-probabilities to report per token (0 = none). */
+  logprobs?: number;
+  stop?: string[];
+  signal?: AbortSignal;
+  /** Called with each token and the text it completes (may be '' mid UTF-8 sequence). */
+  onToken?: (token: number, text: string) => void;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerateResult {
+  promptTokens: number[];
+  tokens: number[];
+  text: string;
+  logprobs: { token: number; logprob: number }[][];
+  finishReason: FinishReason;
+  timings: { prefillMs: number; decodeMs: number; prefillTokensPerS: number; decodeTokensPerS: number };
+}
+
+const now = (): number => performance.now();
+
+export async function generate(model: LoadedModel, req: GenerateRequest): Promise<GenerateResult> {
+  const { tokenizer, runner } = model;
+  const promptTokens = req.promptTokens ?? tokenizer.encode(req.prompt ?? '', { addBos: tokenizer.addBos, parseSpecial: true });
+  if (promptTokens.length === 0) throw new EngineError('BAD_REQUEST', 'The prompt is empty and the model adds no BOS token.');
+  if (!(req.maxTokens >= 0)) throw new EngineError('BAD_REQUEST', `max_tokens must be >= 0 (got ${req.maxTokens}).`);
+  const maxTokens = Math.min(req.maxTokens, runner.opts.maxContext - promptTokens.length);
+  if (promptTokens.length >= runner.opts.maxContext)
+    throw new EngineError('CONTEXT_OVERFLOW', `The prompt has ${promptTokens.length} tokens; the context holds ${runner.opts.maxContext}.`, {
+      promptTokens: promptTokens.length,
+      maxContext: runner.opts.maxContext,
+    });
+  const sampling: SamplingParams = {
+    temperature: req.temperature ?? 0.8,
+    topK: req.topK ?? 40,
+    topP: req.topP ?? 0.95,
+    seed: req.seed ?? Math.floor(Math.random() * 2 ** 32),
+    logprobs: req.logprobs ?? 0,
+  };
+  const tokens: number[] = [];
+  const logprobs: GenerateResult['logprobs'] = [];
+  const decoder = new TextDecoder('utf-8');
+  let text = '';
+  let finishReason: FinishReason = 'length';
+  const stops = (req.stop ?? []).filter((s) => s.length > 0);
+
+  const t0 = now();
+  let tPrefill = t0;
+  let pos = 0;
+  let feed = promptTokens;
+  for (let i = 0; i < maxTokens; i++) {
+    if (req.signal?.aborted) {
+      finishReason = 'abort';
+      break;
+    }
+    const r = await runner.forwardSample(feed, pos, sampling, i);
+    if (i === 0) tPrefill = now();
+    pos += feed.length;
+    if (tokenizer.isEog(r.token)) {
+      finishReason = 'stop';
+      break;
+    }
+    tokens.push(r.token);
+    if (sampling.logprobs > 0) logprobs.push(r.topLogprobs);
+    const piece = decoder.decode(tokenizer.tokenBytes(r.token), { stream: true });
+    text += piece;
+    req.onToken?.(r.token, piece);
+    const hit = stops.map((s) => text.indexOf(s, Math.max(0, text.length - piece.length - s.length))).find((ix) => ix >= 0);
+    if (hit !== undefined) {
+      text = text.slice(0, hit);
+      finishReason = 'stop';
+      break;
+    }
+    feed = [r.token];
+  }
+  text += decoder.decode();
+  const tEnd = now();
+  const prefillMs = tPrefill - t0;
+  const decodeMs = tEnd - tPrefill;
+  return {
+    promptTokens,
+    tokens,
+    text,
+    logprobs,
+    finishReason,
+    timings: {
+      prefillMs,
+      decodeMs,
+      prefillTokensPerS: prefillMs > 0 ? (promptTokens.length / prefillMs) * 1000 : 0,
+      decodeTokensPerS: decodeMs > 0 && tokens.length > 1 ? ((tokens.length - 1) / decodeMs) * 1000 : 0,
+    },
+  };
+}

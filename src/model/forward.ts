@@ -1,0 +1,245 @@
+// The forward pass: kernels in model order for a step of numTokens tokens at startPos, then
+// sampling on the GPU and one small readback. Bind groups and buffers are made once here; a step
+// only writes the step uniform and token ids, records one command encoder and submits it.
+
+import { EngineError } from '../api/errors.js';
+import { checkDevice, type GpuContext } from '../gpu/device.js';
+import { COPY_DST, MAP_READ, StepUniform, storageBuffer } from '../gpu/buffers.js';
+import { Attention } from '../kernels/attention.js';
+import { SwiGlu } from '../kernels/elementwise.js';
+import { GatherRows, Matmul } from '../kernels/matmul.js';
+import { RmsNorm } from '../kernels/rms-norm.js';
+import { Rope, ropeTableBuffer } from '../kernels/rope.js';
+import { SAMPLE_OUT_WORDS, Sampler, type SamplingParams } from '../kernels/sample.js';
+import type { ModelConfig } from './config.js';
+import type { ModelWeights } from './weights.js';
+
+export interface RunnerOptions {
+  /** KV cache length in tokens. */
+  maxContext: number;
+  /** Most tokens per forward pass (prefill is chunked to this). */
+  maxBatch: number;
+}
+
+export interface StepResult {
+  token: number;
+  logprob: number;
+  topLogprobs: { token: number; logprob: number }[];
+}
+
+interface Layer {
+  attnNorm: RmsNorm;
+  q: Matmul;
+  k: Matmul;
+  v: Matmul;
+  ropeQ: Rope;
+  ropeK: Rope;
+  attn: Attention;
+  o: Matmul;
+  ffnNorm: RmsNorm;
+  gate: Matmul;
+  up: Matmul;
+  swiglu: SwiGlu;
+  down: Matmul;
+  kCache: GPUBuffer;
+  vCache: GPUBuffer;
+}
+
+export class ModelRunner {
+  readonly step: StepUniform;
+  private readonly tokenIds: GPUBuffer;
+  private readonly logits: GPUBuffer;
+  private readonly sampleOut: GPUBuffer;
+  private readonly staging: GPUBuffer;
+  private readonly embed: GatherRows;
+  private readonly layers: Layer[];
+  private readonly finalNorm: RmsNorm;
+  private readonly lmHead: Matmul;
+  private readonly sampler: Sampler;
+  private readonly k: GPUBuffer;
+  private readonly v: GPUBuffer;
+  private readonly buffers: GPUBuffer[] = [];
+  /** Bytes of GPU memory for activations and the KV cache. */
+  readonly runtimeBytes: number;
+
+  constructor(
+    private readonly ctx: GpuContext,
+    readonly cfg: ModelConfig,
+    private readonly w: ModelWeights,
+    readonly opts: RunnerOptions,
+  ) {
+    const dev = ctx.device;
+    const { dModel: D, ffDim: FF, numHeads: H, numKvHeads: KVH, headDim: HD, vocabSize: V } = cfg;
+    const B = opts.maxBatch;
+    const buf = (elems: number, label: string): GPUBuffer => {
+      const b = storageBuffer(dev, elems * 4, label);
+      this.buffers.push(b);
+      return b;
+    };
+    this.step = new StepUniform(dev);
+    this.tokenIds = buf(B, 'tokenIds'); // [B] u32
+    const x = buf(B * D, 'x'); // [B, D] f32 residual stream
+    const xn = buf(B * D, 'xn'); // [B, D] f32 normed
+    const q = buf(B * H * HD, 'q'); // [B, H, HD] f32
+    this.k = buf(B * KVH * HD, 'k'); // [B, KVH, HD] f32
+    this.v = buf(B * KVH * HD, 'v'); // [B, KVH, HD] f32
+    const attnOut = buf(B * H * HD, 'attnOut'); // [B, H, HD] f32
+    const gate = buf(B * FF, 'gate'); // [B, FF] f32
+    const up = buf(B * FF, 'up'); // [B, FF] f32
+    this.logits = buf(V, 'logits'); // [V] f32
+    this.sampleOut = buf(SAMPLE_OUT_WORDS, 'sampleOut'); // [2 + 2 * 32] u32
+    this.staging = dev.createBuffer({ label: 'staging', size: SAMPLE_OUT_WORDS * 4, usage: MAP_READ | COPY_DST });
+    const rope = ropeTableBuffer(
+      ctx,
+      { ropeDim: cfg.ropeDim, base: cfg.ropeBase, freqScale: cfg.ropeFreqScale, neox: cfg.neox, ...(w.ropeFreqs ? { freqFactors: w.ropeFreqs } : {}) },
+      opts.maxContext,
+    );
+    this.buffers.push(rope);
+    const ropeCfg = { ropeDim: cfg.ropeDim, base: cfg.ropeBase, freqScale: cfg.ropeFreqScale, neox: cfg.neox };
+    const s = this.step.buffer;
+    this.embed = new GatherRows(ctx, w.tokEmbd, this.tokenIds, x, s);
+    this.layers = w.layers.map((lw, i) => {
+      const kCache = buf(opts.maxContext * KVH * HD, `kCache.${i}`); // [maxContext, KVH, HD] f32
+      const vCache = buf(opts.maxContext * KVH * HD, `vCache.${i}`); // [maxContext, KVH, HD] f32
+      return {
+        attnNorm: new RmsNorm(ctx, x, lw.attnNorm, xn, s, D, cfg.rmsEps),
+        q: new Matmul(ctx, lw.q, xn, q, s, lw.qBias ? { bias: lw.qBias } : {}),
+        k: new Matmul(ctx, lw.k, xn, this.k, s, lw.kBias ? { bias: lw.kBias } : {}),
+        v: new Matmul(ctx, lw.v, xn, this.v, s, lw.vBias ? { bias: lw.vBias } : {}),
+        ropeQ: new Rope(ctx, q, rope, s, H, HD, ropeCfg),
+        ropeK: new Rope(ctx, this.k, rope, s, KVH, HD, ropeCfg),
+        attn: new Attention(ctx, q, kCache, vCache, attnOut, s, H, KVH, HD),
+        o: new Matmul(ctx, lw.o, attnOut, x, s, { accumulate: true }),
+        ffnNorm: new RmsNorm(ctx, x, lw.ffnNorm, xn, s, D, cfg.rmsEps),
+        gate: new Matmul(ctx, lw.gate, xn, gate, s),
+        up: new Matmul(ctx, lw.up, xn, up, s),
+        swiglu: new SwiGlu(ctx, gate, up, s, FF),
+        down: new Matmul(ctx, lw.down, gate, x, s, { accumulate: true }),
+        kCache,
+        vCache,
+      };
+    });
+    this.finalNorm = new RmsNorm(ctx, x, w.outputNorm, xn, s, D, cfg.rmsEps, true);
+    this.lmHead = new Matmul(ctx, w.output, xn, this.logits, s, { mFixed: 1 });
+    this.sampler = new Sampler(ctx, this.logits, this.sampleOut, s, V);
+    this.runtimeBytes = this.buffers.reduce((a, b) => a + b.size, 0);
+  }
+
+  /** Record the forward pass of `n` tokens at `startPos` into `enc` (logits of the last token). */
+  private encodeForward(enc: GPUCommandEncoder, n: number, startPos: number): void {
+    const kvRow = this.cfg.numKvHeads * this.cfg.headDim * 4;
+    let pass = enc.beginComputePass();
+    this.embed.encode(pass, n);
+    for (const L of this.layers) {
+      L.attnNorm.encode(pass, n);
+      L.q.encode(pass, n);
+      L.k.encode(pass, n);
+      L.v.encode(pass, n);
+      L.ropeQ.encode(pass, n);
+      L.ropeK.encode(pass, n);
+      pass.end();
+      enc.copyBufferToBuffer(this.k, 0, L.kCache, startPos * kvRow, n * kvRow);
+      enc.copyBufferToBuffer(this.v, 0, L.vCache, startPos * kvRow, n * kvRow);
+      pass = enc.beginComputePass();
+      L.attn.encode(pass, n);
+      L.o.encode(pass, n);
+      L.ffnNorm.encode(pass, n);
+      L.gate.encode(pass, n);
+      L.up.encode(pass, n);
+      L.swiglu.encode(pass, n);
+      L.down.encode(pass, n);
+    }
+    this.finalNorm.encode(pass, n);
+    this.lmHead.encode(pass, 1);
+    pass.end();
+  }
+
+  private checkRange(tokens: ArrayLike<number>, startPos: number): void {
+    if (tokens.length === 0) throw new EngineError('BAD_REQUEST', 'A forward pass needs at least one token.');
+    if (startPos + tokens.length > this.opts.maxContext)
+      throw new EngineError(
+        'CONTEXT_OVERFLOW',
+        `The sequence would reach ${startPos + tokens.length} tokens but the KV cache holds ${this.opts.maxContext}.`,
+        { tokens: startPos + tokens.length, maxContext: this.opts.maxContext },
+      );
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= this.cfg.vocabSize)
+        throw new EngineError('BAD_REQUEST', `Token id ${t} is outside the vocabulary (0..${this.cfg.vocabSize - 1}).`, { token: t });
+    }
+  }
+
+  /** Run all but the last chunk of a long input; returns the start of the last chunk. */
+  private async prefillChunks(tokens: ArrayLike<number>, startPos: number): Promise<number> {
+    const B = this.opts.maxBatch;
+    let done = 0;
+    while (tokens.length - done > B) {
+      this.writeTokens(tokens, done, B, startPos + done, 0);
+      const enc = this.ctx.device.createCommandEncoder();
+      this.encodeForward(enc, B, startPos + done);
+      this.ctx.device.queue.submit([enc.finish()]);
+      done += B;
+    }
+    return done;
+  }
+
+  private writeTokens(tokens: ArrayLike<number>, from: number, n: number, startPos: number, counter: number): void {
+    const ids = new Uint32Array(n);
+    for (let i = 0; i < n; i++) ids[i] = tokens[from + i]!;
+    this.ctx.device.queue.writeBuffer(this.tokenIds, 0, ids);
+    this.step.write(n, startPos, counter);
+  }
+
+  /**
+   * Feed `tokens` at `startPos` (their KV is written to the cache) and sample the next token on
+   * the GPU. `counter` picks the position in the seeded random stream.
+   */
+  async forwardSample(tokens: ArrayLike<number>, startPos: number, sampling: SamplingParams, counter: number): Promise<StepResult> {
+    checkDevice(this.ctx);
+    this.checkRange(tokens, startPos);
+    const done = await this.prefillChunks(tokens, startPos);
+    const n = tokens.length - done;
+    this.writeTokens(tokens, done, n, startPos + done, counter);
+    this.sampler.setParams(sampling);
+    const enc = this.ctx.device.createCommandEncoder();
+    this.encodeForward(enc, n, startPos + done);
+    const pass = enc.beginComputePass();
+    this.sampler.encode(pass, sampling.logprobs > 0);
+    pass.end();
+    enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, SAMPLE_OUT_WORDS * 4);
+    this.ctx.device.queue.submit([enc.finish()]);
+    await this.staging.mapAsync(1);
+    const out = new Uint32Array(this.staging.getMappedRange().slice(0));
+    this.staging.unmap();
+    checkDevice(this.ctx);
+    const f = new Float32Array(out.buffer);
+    const top: { token: number; logprob: number }[] = [];
+    for (let i = 0; i < Math.min(sampling.logprobs, 32); i++) top.push({ token: out[2 + 2 * i]!, logprob: f[3 + 2 * i]! });
+    return { token: out[0]!, logprob: f[1]!, topLogprobs: top };
+  }
+
+  /** Feed tokens and read back the full logits of the last one (tests and evaluation). */
+  async forwardLogits(tokens: ArrayLike<number>, startPos: number): Promise<Float32Array> {
+    checkDevice(this.ctx);
+    this.checkRange(tokens, startPos);
+    const done = await this.prefillChunks(tokens, startPos);
+    const n = tokens.length - done;
+    this.writeTokens(tokens, done, n, startPos + done, 0);
+    const V = this.cfg.vocabSize;
+    const staging = this.ctx.device.createBuffer({ size: V * 4, usage: MAP_READ | COPY_DST });
+    const enc = this.ctx.device.createCommandEncoder();
+    this.encodeForward(enc, n, startPos + done);
+    enc.copyBufferToBuffer(this.logits, 0, staging, 0, V * 4);
+    this.ctx.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(1);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) b.destroy();
+    this.staging.destroy();
+  }
+}
