@@ -137,6 +137,8 @@ export async function parseGGUF(src: ByteSource): Promise<GGUFFile> {
   for (let i = 0; i < nKv; i++) {
     const at = r.pos;
     const key = await readString(r, MAX_KEY_BYTES);
+    // llama.cpp refuses repeated keys too; taking the last one silently would hide which value is meant.
+    if (metadata.has(key)) throw bad(`metadata key '${key}' appears twice`, at);
     const vtype = await r.u32();
     const value = await readValue(r, vtype, at, 0);
     metadata.set(key, value);
