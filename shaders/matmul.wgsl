@@ -159,34 +159,48 @@ fn store(m: u32, n: u32, acc: f32) {
   Y[o] = v;
 }
 
-// ---- matvec: one workgroup per output row, 64 threads split K in groups of 8 ----
+// ---- matvec: 8 rows per workgroup, 8 threads per row splitting K in groups of 8; all M (<= 4)
+// rows of X share each weight load. Few, fuller workgroups suit both real GPUs and SwiftShader.
 const MV_WG: u32 = 64u;
-var<workgroup> red: array<f32, MV_WG>;
+override MV_TPR: u32 = 8u; // threads per row (a power of two <= 64)
+const MV_MAX_M: u32 = 4u;
+var<workgroup> red: array<array<f32, MV_WG>, MV_MAX_M>;
 
 @compute @workgroup_size(MV_WG)
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) t: u32) {
-  let n = wid.y * nwg.x + wid.x;
-  let M = num_rows_m();
+  let n = (wid.y * nwg.x + wid.x) * (MV_WG / MV_TPR) + t / MV_TPR;
+  let lane = t % MV_TPR;
+  let M = min(num_rows_m(), MV_MAX_M);
   let groups = p.K >> 3u;
   let kv4 = p.K >> 2u;
-  for (var m = 0u; m < M; m++) {
-    var acc = 0.0;
-    if (n < p.N) {
-      let xb = (p.xRowOffset + m) * kv4;
-      for (var g = t; g < groups; g += MV_WG) {
-        let w = load8(n, g);
-        acc += dot(w.a, X[xb + 2u * g]) + dot(w.b, X[xb + 2u * g + 1u]);
+  var acc: array<f32, MV_MAX_M>;
+  if (n < p.N) {
+    for (var g = lane; g < groups; g += MV_TPR) {
+      let w = load8(n, g);
+      for (var m = 0u; m < M; m++) {
+        let xb = (p.xRowOffset + m) * kv4 + 2u * g;
+        acc[m] += dot(w.a, X[xb]) + dot(w.b, X[xb + 1u]);
       }
     }
-    red[t] = acc;
-    workgroupBarrier();
-    for (var s = MV_WG / 2u; s > 0u; s >>= 1u) {
-      if (t < s) { red[t] += red[t + s]; }
-      workgroupBarrier();
+  }
+  if (MV_TPR == 1u) {
+    // One thread per row: no reduction, no barrier.
+    if (n < p.N) {
+      for (var m = 0u; m < M; m++) { store(m, n, acc[m]); }
     }
-    if (t == 0u && n < p.N) { store(m, n, red[0]); }
+    return;
+  }
+  for (var m = 0u; m < MV_MAX_M; m++) { red[m][t] = acc[m]; }
+  workgroupBarrier();
+  for (var s = MV_TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) {
+      for (var m = 0u; m < MV_MAX_M; m++) { red[m][t] += red[m][t + s]; }
+    }
     workgroupBarrier();
+  }
+  if (lane == 0u && n < p.N) {
+    for (var m = 0u; m < M; m++) { store(m, n, red[m][t]); }
   }
 }
 

@@ -18,12 +18,27 @@ export interface AdapterSummary {
   isFallback: boolean;
 }
 
+/** Work-split choices made per adapter; kernels read them when they build their pipelines. */
+export interface GpuTuning {
+  /**
+   * Threads that share one weight row in the decode matvec. GPUs: 8 (contiguous loads per row, a
+   * workgroup reduction). CPU-backed adapters (SwiftShader) run each workgroup as one CPU thread
+   * and pay dearly for every barrier, so there one thread owns a row and no reduction is needed.
+   */
+  matvecThreadsPerRow: 1 | 8;
+}
+
+export function tuningFor(adapter: AdapterSummary): GpuTuning {
+  return { matvecThreadsPerRow: adapter.isFallback ? 1 : 8 };
+}
+
 export interface GpuContext {
   device: GPUDevice;
   features: GpuFeatures;
   limits: GPUSupportedLimits;
   adapter: AdapterSummary;
   backend: 'browser' | 'node';
+  tuning: GpuTuning;
   pipelines: PipelineCache;
   /**
    * The GPU object the adapter came from. Held so it lives as long as the device: in Node, a
@@ -73,17 +88,19 @@ export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | '
     },
   });
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const summary: AdapterSummary = {
+    vendor: info.vendor || 'unknown',
+    architecture: info.architecture || '',
+    description: info.description || '',
+    isFallback: Boolean(info.isFallbackAdapter ?? (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter),
+  };
   const ctx: GpuContext = {
     device,
     features,
     limits: device.limits,
-    adapter: {
-      vendor: info.vendor || 'unknown',
-      architecture: info.architecture || '',
-      description: info.description || '',
-      isFallback: Boolean(info.isFallbackAdapter ?? (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter),
-    },
+    adapter: summary,
     backend,
+    tuning: tuningFor(summary),
     instance: gpu,
     pipelines: new PipelineCache(device),
     lost: null,

@@ -1,5 +1,5 @@
 // Host side of shaders/matmul.wgsl: Y = X·Wᵀ (+bias) (+Y) against a weight in its GPU layout.
-// M <= MATVEC_MAX_M uses the row-per-workgroup matvec, larger M the 64x64 tiled kernel.
+// M <= MATVEC_MAX_M uses the matvec (work split per adapter, see GpuTuning), larger M the 64x64 tiled kernel.
 
 import type { GpuContext } from '../gpu/device.js';
 import { grid, uniformFrom } from '../gpu/buffers.js';
@@ -30,6 +30,7 @@ export class Matmul {
   private readonly bgTiled: GPUBindGroup;
   private readonly pVec: GPUComputePipeline;
   private readonly pTiled: GPUComputePipeline;
+  private readonly rowsPerWorkgroup: number;
 
   constructor(
     ctx: GpuContext,
@@ -42,7 +43,8 @@ export class Matmul {
     const flags = (opts.bias ? 1 : 0) | (opts.accumulate ? 2 : 0);
     this.params = uniformFrom(ctx.device, [w.K, w.N, w.scaleOffsetBytes / 4, flags, opts.mFixed ?? 0, 0, 0, 0], 'matmul.params');
     const constants = { WTYPE: w.type };
-    this.pVec = ctx.pipelines.get('matmul', 'matvec', constants);
+    this.rowsPerWorkgroup = 64 / ctx.tuning.matvecThreadsPerRow;
+    this.pVec = ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_TPR: ctx.tuning.matvecThreadsPerRow });
     this.pTiled = ctx.pipelines.get('matmul', 'matmul_tiled', constants);
     // The bias binding is statically used, so something must be bound: x stands in when unused.
     const bindGroup = (p: GPUComputePipeline): GPUBindGroup =>
@@ -67,7 +69,7 @@ export class Matmul {
     if (M <= MATVEC_MAX_M) {
       pass.setPipeline(this.pVec);
       pass.setBindGroup(0, this.bgVec);
-      const [gx, gy] = grid(this.w.N);
+      const [gx, gy] = grid(Math.ceil(this.w.N / this.rowsPerWorkgroup));
       pass.dispatchWorkgroups(gx, gy);
     } else {
       pass.setPipeline(this.pTiled);

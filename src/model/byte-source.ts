@@ -30,7 +30,7 @@ const CHUNK = 1 << 20;
 /** Sequential reader with a 1 MiB window; every read past the end is a BAD_MODEL_FILE error. */
 export class ByteReader {
   pos = 0;
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private bufStart = 0;
   private view = new DataView(this.buf.buffer);
 
@@ -49,9 +49,9 @@ export class ByteReader {
       );
     const rel = this.pos - this.bufStart;
     if (rel >= 0 && rel + n <= this.buf.byteLength) return rel;
-    const len = Math.max(n, CHUNK);
+    const len = Math.min(Math.max(n, CHUNK), this.src.size - this.pos);
     const data = await this.src.read(this.pos, len);
-    this.buf = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+    this.buf = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Uint8Array.prototype.slice.call(data);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.bufStart = this.pos;
     if (this.buf.byteLength < n)

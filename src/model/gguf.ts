@@ -285,8 +285,9 @@ async function readValue(r: ByteReader, vtype: number, at: number, depth: number
 }
 
 function typedArray(etype: number, b: Uint8Array, n: number): GGUFValue {
-  // Copy into an aligned buffer: the source bytes may sit at any offset.
-  const buf = b.slice().buffer;
+  // Copy into an aligned buffer: the source bytes may sit at any offset. Uint8Array's slice, since a
+  // Node Buffer's own slice() is a view.
+  const buf = Uint8Array.prototype.slice.call(b).buffer;
   switch (etype as GGUFValueType) {
     case GGUFValueType.UINT8:
       return new Uint8Array(buf, 0, n);

@@ -223,8 +223,9 @@ function decodeQ6_K(b: Uint8Array, ql0: number, dOff: number, out: Float32Array,
 }
 
 function decodeF32(bytes: Uint8Array, n: number): Float32Array<ArrayBuffer> {
-  // slice() copies into a fresh, aligned buffer; GGUF and WebGPU are little-endian, as is every JS host we run on.
-  return new Float32Array(bytes.slice(0, n * 4).buffer, 0, n);
+  // Copy into a fresh, aligned buffer (Uint8Array's slice: a Node Buffer's own slice() is a view, not a
+  // copy). GGUF and WebGPU are little-endian, as is every JS host we run on.
+  return new Float32Array(Uint8Array.prototype.slice.call(bytes, 0, n * 4).buffer, 0, n);
 }
 
 function decodeF16(bytes: Uint8Array, n: number): Float32Array<ArrayBuffer> {

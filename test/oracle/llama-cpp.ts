@@ -19,7 +19,17 @@ export interface OracleRun {
 export async function llamaGreedy(modelPath: string, prompt: number[], steps: number, vocabSize: number): Promise<OracleRun> {
   const l = await llama();
   const model = await l.loadModel({ modelPath, gpuLayers: 0 });
-  const ctx = await model.createContext({ contextSize: Math.max(128, prompt.length + steps + 8), threads: 1, batchSize: 512 });
+  // hearth keeps K/V in f32 and attends in f32. llama.cpp's defaults (f16 KV cache, and flash
+  // attention, which also rounds Q to f16) move the distribution by TV ~1e-3 on their own; with an
+  // f32 cache and flash attention off it agrees with the exact float64 reference to ~1e-6.
+  const ctx = await model.createContext({
+    flashAttention: false,
+    contextSize: Math.max(128, prompt.length + steps + 8),
+    threads: 1,
+    batchSize: 512,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
   try {
     const seq = ctx.getSequence();
     const tokens: number[] = [];
