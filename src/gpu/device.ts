@@ -72,7 +72,7 @@ export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | '
     timestampQuery: adapter.features.has('timestamp-query'),
   };
   if (features.shaderF16) want.push('shader-f16');
-  if (features.subgroups) want.push('subgroups' as GPUFeatureName);
+  if (features.subgroups) want.push('subgroups');
   if (features.timestampQuery) want.push('timestamp-query');
   const l = adapter.limits;
   const device = await adapter.requestDevice({

@@ -170,7 +170,7 @@ export class ModelRunner {
   }
 
   /** Run all but the last chunk of a long input; returns the start of the last chunk. */
-  private async prefillChunks(tokens: ArrayLike<number>, startPos: number): Promise<number> {
+  private prefillChunks(tokens: ArrayLike<number>, startPos: number): number {
     const B = this.opts.maxBatch;
     let done = 0;
     while (tokens.length - done > B) {
@@ -197,7 +197,7 @@ export class ModelRunner {
   async forwardSample(tokens: ArrayLike<number>, startPos: number, sampling: SamplingParams, counter: number): Promise<StepResult> {
     checkDevice(this.ctx);
     this.checkRange(tokens, startPos);
-    const done = await this.prefillChunks(tokens, startPos);
+    const done = this.prefillChunks(tokens, startPos);
     const n = tokens.length - done;
     this.writeTokens(tokens, done, n, startPos + done, counter);
     this.sampler.setParams(sampling);
@@ -222,7 +222,7 @@ export class ModelRunner {
   async forwardLogits(tokens: ArrayLike<number>, startPos: number): Promise<Float32Array> {
     checkDevice(this.ctx);
     this.checkRange(tokens, startPos);
-    const done = await this.prefillChunks(tokens, startPos);
+    const done = this.prefillChunks(tokens, startPos);
     const n = tokens.length - done;
     this.writeTokens(tokens, done, n, startPos + done, 0);
     const V = this.cfg.vocabSize;

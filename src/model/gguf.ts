@@ -197,7 +197,7 @@ export async function parseGGUF(src: ByteSource): Promise<GGUFFile> {
         fileSize,
         needed: fileOffset + sizeBytes,
       });
-    tensors.push({ name: t.name, dims: t.dims, type: t.type as GGMLType, fileOffset, sizeBytes, numElems });
+    tensors.push({ name: t.name, dims: t.dims, type: t.type, fileOffset, sizeBytes, numElems });
   }
   return { version, metadata, tensors, alignment, dataOffset, fileSize };
 }

@@ -403,7 +403,7 @@ export function bpeWord(word: string, vocab: BpeVocab, ignoreMerges: boolean, ou
     prev[i] = i - 1;
     next[i] = i + 1 < n ? i + 1 : -1;
   }
-  const sym = (i: number): string => word.slice(start[i]!, start[i]! + len[i]!);
+  const sym = (i: number): string => word.slice(start[i], start[i]! + len[i]!);
   const queue = new Heap<Bigram>((a, b) => a.rank < b.rank || (a.rank === b.rank && a.left < b.left));
   const addBigram = (left: number, right: number): void => {
     if (left < 0 || right < 0) return;

@@ -51,12 +51,12 @@ export function spmTokenize(text: string, vocab: SpmVocab, out: number[]): void 
   if (n === 0) return;
   const prev = Array.from({ length: n }, (_, i) => i - 1);
   const next = Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
-  const sym = (i: number): string => text.slice(start[i]!, start[i]! + len[i]!);
+  const sym = (i: number): string => text.slice(start[i], start[i]! + len[i]!);
 
   const queue = new Heap<Bigram>((a, b) => a.score > b.score || (a.score === b.score && a.left < b.left));
   const tryAdd = (left: number, right: number): void => {
     if (left < 0 || right < 0) return;
-    const joined = text.slice(start[left]!, start[left]! + len[left]! + len[right]!);
+    const joined = text.slice(start[left], start[left]! + len[left]! + len[right]!);
     const id = vocab.tokenToId.get(joined);
     if (id === undefined) return;
     queue.push({ left, right, score: vocab.scores[id]!, size: joined.length });

@@ -1,0 +1,103 @@
+// Loading errors and resource checks on a real device: every bad input is an EngineError with a
+// code that names the tensor and offset, and nothing is allocated before the checks pass.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { EngineError } from '../../src/api/errors.js';
+import { deviceFromGpu } from '../../src/gpu/device.js';
+import { bufferSource } from '../../src/model/byte-source.js';
+import { GGMLType, parseGGUF } from '../../src/model/gguf.js';
+import { loadModel } from '../../src/model/model.js';
+import { buildFixture, FIXTURES, fixturePath } from '../fixtures/models.js';
+import { gpu } from './helpers.js';
+
+async function loadError(bytes: Uint8Array, ctxOverride?: Partial<Awaited<ReturnType<typeof gpu>>>): Promise<EngineError> {
+  const ctx = { ...(await gpu()), ...ctxOverride };
+  try {
+    await loadModel(ctx, bufferSource(bytes), { maxContext: 64 });
+  } catch (e) {
+    expect(e).toBeInstanceOf(EngineError);
+    return e as EngineError;
+  }
+  throw new Error('expected the load to fail');
+}
+
+/** Rewrite the ggml type of one tensor in a GGUF's tensor table (type sits after name and dims). */
+async function retype(bytes: Uint8Array, tensor: string, type: number): Promise<Uint8Array> {
+  const file = await parseGGUF(bufferSource(bytes));
+  const info = file.tensors.find((t) => t.name === tensor)!;
+  const name = new TextEncoder().encode(tensor);
+  // Find the tensor-info record: u64 name length, name bytes, u32 nDims, u64 dims...
+  for (let i = 0; i < file.dataOffset; i++) {
+    if (bytes[i] !== name.length || bytes[i + 8 + name.length - 1] !== name[name.length - 1]) continue;
+    if (new TextDecoder().decode(bytes.subarray(i + 8, i + 8 + name.length)) !== tensor) continue;
+    const out = bytes.slice();
+    const typeAt = i + 8 + name.length + 4 + 8 * info.dims.length;
+    new DataView(out.buffer).setUint32(typeAt, type, true);
+    return out;
+  }
+  throw new Error('tensor record not found');
+}
+
+describe('model loading', () => {
+  const good = readFileSync(fixturePath('llama-q8_0'));
+
+  test('a truncated file is BAD_MODEL_FILE naming the tensor that runs past the end', async () => {
+    const e = await loadError(good.subarray(0, good.length - 1000));
+    expect(e.code).toBe('BAD_MODEL_FILE');
+    expect(e.details.tensor).toBeTypeOf('string');
+    expect(e.message).toMatch(/needs bytes .* but the file has/);
+  });
+
+  test('an unsupported tensor type is UNSUPPORTED_TENSOR_TYPE with tensor and offset, before any allocation', async () => {
+    // Q5_K has the same block size (256 elements) so the file stays well-formed.
+    const bytes = await retype(buildFixture({ ...FIXTURES['llama-q4_k']!, name: 'q5k-probe' }), 'blk.1.ffn_up.weight', GGMLType.Q5_K);
+    const ctx = await gpu();
+    let created = 0;
+    const counting = new Proxy(ctx.device, {
+      get(target, prop, recv) {
+        if (prop === 'createBuffer') return (d: GPUBufferDescriptor) => (created++, target.createBuffer(d));
+        const v = Reflect.get(target, prop, recv) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const e = await loadError(bytes, { device: counting });
+    expect(e.code).toBe('UNSUPPORTED_TENSOR_TYPE');
+    expect(e.details.tensor).toBe('blk.1.ffn_up.weight');
+    expect(e.details.offset).toBeTypeOf('number');
+    expect(e.message).toContain('Q5_K');
+    expect(created).toBe(0);
+  });
+
+  test('a tensor larger than the device can bind is MODEL_TOO_LARGE with the numbers', async () => {
+    const ctx = await gpu();
+    const limits = { ...ctx.limits, maxStorageBufferBindingSize: 4096 } as GPUSupportedLimits;
+    const e = await loadError(good, { limits });
+    expect(e.code).toBe('MODEL_TOO_LARGE');
+    expect(e.details.maxStorageBufferBindingSize).toBe(4096);
+    expect(Number(e.details.sizeBytes)).toBeGreaterThan(4096);
+  });
+
+  test('a missing tensor is BAD_MODEL_FILE naming it', async () => {
+    const spec = FIXTURES['llama-f32']!;
+    const renamed = buildFixture(spec);
+    const at = Buffer.from(renamed).indexOf('blk.1.ffn_gate.weight');
+    renamed[at + 4] = 'X'.charCodeAt(0); // 'blk.1.ffn_gate' -> 'blk.X.ffn_gate'
+    const e = await loadError(renamed);
+    expect(e.code).toBe('BAD_MODEL_FILE');
+    expect(e.details.tensor).toBe('blk.1.ffn_gate.weight');
+  });
+
+  test('no WebGPU is WEBGPU_UNAVAILABLE with what to do', async () => {
+    await expect(deviceFromGpu(undefined, 'browser')).rejects.toMatchObject({ code: 'WEBGPU_UNAVAILABLE' });
+    const noAdapter = { requestAdapter: () => Promise.resolve(null) } as unknown as GPU;
+    await expect(deviceFromGpu(noAdapter, 'node')).rejects.toMatchObject({ code: 'WEBGPU_UNAVAILABLE', message: expect.stringMatching(/Vulkan/) as unknown });
+  });
+
+  test('tied embeddings: a model without output.weight reads token_embd for its head', async () => {
+    const m = await loadModel(await gpu(), bufferSource(readFileSync(fixturePath('llama-q4_0'))), { maxContext: 32 });
+    expect(m.cfg.tiedEmbeddings).toBe(true);
+    expect(m.weights.output).toBe(m.weights.tokEmbd);
+    m.destroy();
+  });
+});
