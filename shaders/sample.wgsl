@@ -1,7 +1,7 @@
 // Token sampling on the GPU, so a decode step reads back a token id, not a vocabulary of logits.
 // Greedy, or temperature + top-k + top-p with a seeded counter-based RNG; top-k / top-p
-// thresholds are found by bisection on the order-preserving bit pattern of the scaled logits,
-// which is exact in 32 rounds. `top_logprobs` writes the K best log-probabilities.
+// thresholds are found by a radix select on the order-preserving bit pattern of the logits (exact
+// in 8 rounds of 4 bits). `top_logprobs` writes the K best log-probabilities.
 
 struct Params {
   V: u32,
@@ -32,9 +32,10 @@ fn pcg(v: u32) -> u32 {
   return (w >> 22u) ^ w;
 }
 
-// Order-preserving map from f32 to u32.
+// Order-preserving map from f32 to u32. -0 maps to +0's key: they compare equal as logits, so a
+// top-k / top-p threshold at zero must keep both.
 fn okey(x: f32) -> u32 {
-  let b = bitcast<u32>(x);
+  let b = select(bitcast<u32>(x), 0u, x == 0.0);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
@@ -75,22 +76,76 @@ fn sum_f(t: u32, v: f32) -> f32 {
   return workgroupUniformLoad(&rf[0]);
 }
 
-fn sum_u(t: u32, v: u32) -> u32 {
-  workgroupBarrier();
-  ru[t] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { ru[t] += ru[t + s]; }
-    workgroupBarrier();
-  }
-  return workgroupUniformLoad(&ru[0]);
-}
-
 fn log_sum_exp(t: u32, mx: f32) -> f32 {
   let r = seg_range(t);
   var s = 0.0;
   for (var i = r.x; i < r.y; i++) { s += exp(logits[i] - mx); }
   return mx + log(sum_f(t, s));
+}
+
+// Radix select, 4 bits a round from the top: the largest key K (among keys >= floorKey) such that the
+// keys >= K weigh at least `goal`, where a key weighs 1 (useMass false: a count) or its tempered
+// probability mass exp((l - mx) * invT). Eight rounds of a 16-bin histogram replace a 32-step
+// bisection: each round costs a handful of barriers instead of a full tree reduction per step.
+// Counts are exact in f32 up to 2^24 tokens.
+var<workgroup> rbin: array<f32, 16 * 128>; // [16 bins, 128 partial sums]
+var<workgroup> sel: vec2<u32>;             // (prefix so far, f32 bits of the weight above it)
+
+fn radix_threshold(t: u32, floorKey: u32, useMass: bool, invT: f32, mx: f32, goal: f32) -> u32 {
+  let r = seg_range(t);
+  var prefix = 0u;
+  var above = 0.0; // weight of the keys above the current prefix's range
+  for (var round = 0u; round < 8u; round++) {
+    let shift = 28u - 4u * round;
+    let hiMask = select(0xffffffffu << ((shift + 4u) & 31u), 0u, round == 0u);
+    // Explicit initializer: Dawn + SwiftShader do not re-zero `var pm: T;` on each loop iteration.
+    var pm = array<f32, 16>();
+    for (var i = r.x; i < r.y; i++) {
+      let l = logits[i];
+      let k = okey(l);
+      if (k >= floorKey && (k & hiMask) == prefix) {
+        pm[(k >> shift) & 15u] += select(1.0, exp((l - mx) * invT), useMass);
+      }
+    }
+    // 256 threads x 16 bins -> 16 bins x 128 -> 16 bins x 16 (in rf) -> thread 0
+    workgroupBarrier();
+    if (t < 128u) {
+      for (var b = 0u; b < 16u; b++) { rbin[b * 128u + t] = pm[b]; }
+    }
+    workgroupBarrier();
+    if (t >= 128u) {
+      for (var b = 0u; b < 16u; b++) { rbin[b * 128u + t - 128u] += pm[b]; }
+    }
+    workgroupBarrier();
+    {
+      let b = t >> 4u;
+      let lane = t & 15u;
+      var s = 0.0;
+      for (var i = 0u; i < 8u; i++) { s += rbin[b * 128u + lane + 16u * i]; }
+      rf[t] = s;
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+      // Highest digit d with above + weight(digits >= d) >= goal. If rounding leaves the whole
+      // range short of the goal, digit 0 keeps everything (as if the filter were off).
+      var acc = above;
+      var d = 0u;
+      var newAbove = above;
+      for (var dd = 16u; dd > 0u; dd--) {
+        var bm = 0.0;
+        for (var lane = 0u; lane < 16u; lane++) { bm += rf[(dd - 1u) * 16u + lane]; }
+        d = dd - 1u;
+        newAbove = acc;
+        if (acc + bm >= goal) { break; }
+        acc += bm;
+      }
+      sel = vec2<u32>(prefix | (d << shift), bitcast<u32>(newAbove));
+    }
+    let s = workgroupUniformLoad(&sel);
+    prefix = s.x;
+    above = bitcast<f32>(s.y);
+  }
+  return prefix;
 }
 
 @compute @workgroup_size(WG)
@@ -109,18 +164,10 @@ fn sample(@builtin(local_invocation_index) t: u32) {
   let invT = 1.0 / p.temperature;
   let r = seg_range(t);
 
-  // top-k: the largest key K with count(key >= K) >= topK
+  // top-k: the largest key with at least topK keys >= it (the k-th largest logit; ties survive)
   var kmin = 0u;
   if (p.topK > 0u && p.topK < p.V) {
-    var lo = 0u;
-    var hi = 0xffffffffu;
-    for (var it = 0u; it < 32u; it++) {
-      let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
-      var c = 0u;
-      for (var i = r.x; i < r.y; i++) { c += select(0u, 1u, okey(logits[i]) >= mid); }
-      if (sum_u(t, c) >= p.topK) { lo = mid; } else { hi = mid - 1u; }
-    }
-    kmin = lo;
+    kmin = radix_threshold(t, 0u, false, invT, mx, f32(p.topK));
   }
 
   // top-p over the survivors: the largest key K2 >= kmin whose upper set holds >= topP of the mass
@@ -132,19 +179,7 @@ fn sample(@builtin(local_invocation_index) t: u32) {
   let zKept = sum_f(t, wkept);
   var pmin = kmin;
   if (p.topP < 1.0) {
-    var lo = kmin;
-    var hi = okey(mx);
-    for (var it = 0u; it < 32u; it++) {
-      if (lo >= hi) { break; }
-      let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
-      var s = 0.0;
-      for (var i = r.x; i < r.y; i++) {
-        let l = logits[i];
-        if (okey(l) >= mid) { s += exp((l - mx) * invT); }
-      }
-      if (sum_f(t, s) >= p.topP * zKept) { lo = mid; } else { hi = mid - 1u; }
-    }
-    pmin = lo;
+    pmin = max(kmin, radix_threshold(t, kmin, true, invT, mx, p.topP * zKept));
   }
 
   // sample in index order from the final set
@@ -170,13 +205,18 @@ fn sample(@builtin(local_invocation_index) t: u32) {
   let u = f32(pcg(p.seed ^ pcg(step.counter + 0x9e3779b9u)) >> 8u) * (1.0 / 16777216.0) * total;
   var acc = seg[t];
   if (u >= acc && u < acc + ws) {
+    // This thread's running sum restarts from seg[t], so it can round a hair below acc + ws: then the
+    // draw belongs to the segment's last kept token, not to the argmax fallback.
+    var last = amax;
     for (var i = r.x; i < r.y; i++) {
       let l = logits[i];
       if (okey(l) >= pmin) {
         acc += exp((l - mx) * invT);
-        if (u < acc) { pick = i; break; }
+        last = i;
+        if (u < acc) { break; }
       }
     }
+    pick = last;
   }
   workgroupBarrier();
   if (t == 0u) {
