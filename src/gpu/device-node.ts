@@ -35,7 +35,9 @@ export async function acquireNodeDevice(opts: NodeDeviceOptions = {}): Promise<G
     throw new EngineError('WEBGPU_UNAVAILABLE', `The 'webgpu' package failed to load (${String(e)}). Run npm install.`);
   }
   Object.assign(globalThis, mod.globals);
-  const toggles: string[] = [];
+  // Dawn then zero-initializes workgroup memory in the shader instead of through the Vulkan
+  // extension, which SwiftShader compiles slowly (seconds per pipeline); the result is the same.
+  const toggles: string[] = ['disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension'];
   if (opts.robustness === false) toggles.push('enable-dawn-features=disable_robustness');
   const gpu = mod.create(toggles);
   return deviceFromGpu(gpu, 'node');

@@ -1,0 +1,11 @@
+// hearth's public API for pages and Node: load a GGUF model onto a WebGPU device and generate.
+// Extend by exporting new entry points here; everything else is internal.
+
+export { EngineError, type ErrorCode, type ErrorDetails } from './api/errors.js';
+export { acquireBrowserDevice, describeAdapter, type GpuContext, type AdapterSummary } from './gpu/device.js';
+export { bufferSource, blobSource, type ByteSource } from './model/byte-source.js';
+export { loadModel, type LoadedModel, type LoadOptions } from './model/model.js';
+export { generate, type GenerateRequest, type GenerateResult, type FinishReason } from './engine/generate.js';
+export { benchModel, type BenchOptions, type BenchResult } from './engine/bench.js';
+export { Tokenizer } from './model/tokenizer.js';
+export type { ModelConfig } from './model/config.js';

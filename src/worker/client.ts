@@ -1,0 +1,95 @@
+// Main-thread client of the engine worker: starts src/worker/worker.ts as a module worker and
+// wraps its comlink API in a small typed object. A new worker message adds a method to WorkerEngine.
+
+import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
+import type { WorkerApi } from './worker.js';
+import {
+  installWireHandlers,
+  type BenchOptions,
+  type BenchResult,
+  type EngineInfo,
+  type GenerateResult,
+  type LoadProgressEvent,
+  type ModelSource,
+  type TokenBatch,
+  type WireGenerateRequest,
+  type WorkerLoadOptions,
+} from './wire.js';
+
+export type { BenchOptions, BenchResult, EngineInfo, GenerateResult, LoadProgressEvent, ModelSource, TokenBatch, WireGenerateRequest, WorkerLoadOptions };
+
+export interface ClientLoadOptions extends WorkerLoadOptions {
+  onProgress?: (p: LoadProgressEvent) => void;
+  /** Transfer (not copy) an ArrayBuffer source to the worker; the caller's buffer is detached. Default true. */
+  transfer?: boolean;
+}
+
+export interface ClientGenerateOptions {
+  /** Aborting stops generation after the current token; the result has finishReason 'abort'. */
+  signal?: AbortSignal;
+  /** Streamed tokens, a few at a time, in order; the last batch arrives before the result. */
+  onTokens?: (batch: TokenBatch) => void;
+}
+
+/**
+ * The engine running in a Web Worker. Errors are EngineErrors with their code and details.
+ *
+ * @example
+ * const engine = createWorkerEngine();
+ * await engine.load('/models/llama-f32.gguf');
+ * const r = await engine.generate({ prompt: 'Hello', maxTokens: 16, temperature: 0 });
+ */
+export interface WorkerEngine {
+  load(source: ModelSource, opts?: ClientLoadOptions): Promise<EngineInfo>;
+  generate(req: WireGenerateRequest, opts?: ClientGenerateOptions): Promise<GenerateResult>;
+  bench(opts: BenchOptions): Promise<BenchResult>;
+  unload(): Promise<void>;
+  info(): Promise<EngineInfo>;
+  /** Stop the worker; the GPU memory it held is freed with it. */
+  terminate(): void;
+}
+
+export interface CreateWorkerEngineOptions {
+  /** A worker already running worker.ts (e.g. from a bundler's worker import); default: a new one. */
+  worker?: Worker;
+}
+
+export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEngine {
+  installWireHandlers();
+  // Spelled literally so Vite (and other bundlers) see the worker entry and bundle it as a module worker.
+  const worker = o.worker ?? new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'hearth-engine' });
+  const remote: Remote<WorkerApi> = wrap<WorkerApi>(worker);
+  let nextId = 1;
+
+  return {
+    async load(source, opts = {}) {
+      const { onProgress, transfer: doTransfer = true, ...rest } = opts;
+      const src = source instanceof ArrayBuffer && doTransfer ? transfer(source, [source]) : source;
+      const cb = onProgress ? proxy((p: LoadProgressEvent) => onProgress(p)) : undefined;
+      return remote.load(src, rest, cb);
+    },
+
+    async generate(req, opts = {}) {
+      const id = nextId++;
+      const { signal, onTokens } = opts;
+      const cb = onTokens ? proxy((b: TokenBatch) => onTokens(b)) : undefined;
+      const onAbort = (): void => {
+        void remote.abort(id);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await remote.generate(req, { id, aborted: signal?.aborted ?? false }, cb);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    },
+
+    bench: (opts) => remote.bench(opts),
+    unload: () => remote.unload(),
+    info: () => remote.info(),
+    terminate() {
+      remote[releaseProxy]();
+      worker.terminate();
+    },
+  };
+}

@@ -1,0 +1,119 @@
+// What crosses the worker boundary: the message shapes shared by worker.ts and client.ts, and the
+// comlink throw handler that keeps EngineError's class, code and details. A new message adds its types here.
+
+import { transferHandlers, type TransferHandler } from 'comlink';
+import { EngineError, type ErrorCode, type ErrorDetails } from '../api/errors.js';
+import type { AdapterSummary, GpuFeatures } from '../gpu/device.js';
+import type { BenchOptions, BenchResult } from '../engine/bench.js';
+import type { GenerateRequest, GenerateResult } from '../engine/generate.js';
+import type { ModelConfig } from '../model/config.js';
+
+/** A model to load: a URL (fetched by the worker), the file's bytes (transferred), or a Blob/File. */
+export type ModelSource = string | ArrayBuffer | Blob;
+
+export interface WorkerLoadOptions {
+  /** KV cache length (default: the model's context length, capped at 4096). */
+  maxContext?: number;
+  /** Tokens per forward pass (default 256). */
+  maxBatch?: number;
+}
+
+/** Load progress: 'download' while a URL is fetched (totalBytes 0 when the server sends no length), 'upload' while weights go to the GPU. */
+export interface LoadProgressEvent {
+  phase: 'download' | 'upload';
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+/** A generate request as plain data; cancellation and streaming go through the client's options. */
+export type WireGenerateRequest = Omit<GenerateRequest, 'signal' | 'onToken'>;
+
+/** Streamed tokens, pushed in batches (a few per message) to keep the message rate low. */
+export interface TokenBatch {
+  tokens: number[];
+  /** The text these tokens complete, in order (a UTF-8 sequence may span batches). */
+  text: string;
+}
+
+export type { BenchOptions, BenchResult, GenerateResult };
+
+export interface ModelInfo {
+  name: string;
+  arch: ModelConfig['arch'];
+  config: ModelConfig;
+  /** Bytes of GPU memory: weights plus activations and KV cache. */
+  gpuBytes: number;
+  weightBytes: number;
+  runtimeBytes: number;
+  fileBytes: number;
+  maxContext: number;
+  hasChatTemplate: boolean;
+}
+
+export interface EngineInfo {
+  /** One-line adapter description (vendor, architecture, description, fallback note). */
+  adapter: string;
+  adapterInfo: AdapterSummary;
+  /** True on software adapters (SwiftShader): hearth runs there, slowly. */
+  isFallback: boolean;
+  features: GpuFeatures;
+  maxBufferSizeBytes: number;
+  maxStorageBufferBindingSizeBytes: number;
+  model: ModelInfo | null;
+}
+
+// ---- errors across the boundary -------------------------------------------------------------
+
+type WireError =
+  | { kind: 'engine'; code: ErrorCode; message: string; details: ErrorDetails; stack?: string }
+  | { kind: 'error'; name: string; message: string; stack?: string }
+  | { kind: 'value'; value: unknown };
+
+/** comlink wraps a thrown value as `{ value, [throwMarker]: 0 }`; its own handler recognises that. */
+interface Thrown {
+  value: unknown;
+}
+
+export function toWireError(e: unknown): WireError {
+  if (e instanceof EngineError) {
+    const j = e.toJSON();
+    return { kind: 'engine', code: j.code, message: j.message, details: j.details, ...(e.stack !== undefined ? { stack: e.stack } : {}) };
+  }
+  if (e instanceof Error) return { kind: 'error', name: e.name, message: e.message, ...(e.stack !== undefined ? { stack: e.stack } : {}) };
+  return { kind: 'value', value: e };
+}
+
+export function fromWireError(w: WireError): unknown {
+  if (w.kind === 'engine') {
+    const err = EngineError.fromJSON(w);
+    // The worker's stack says where it was thrown; the local one would only show comlink.
+    if (w.stack !== undefined) err.stack = w.stack;
+    return err;
+  }
+  if (w.kind === 'error') {
+    const err = new Error(w.message);
+    err.name = w.name;
+    if (w.stack !== undefined) err.stack = w.stack;
+    return err;
+  }
+  return w.value;
+}
+
+let installed = false;
+
+/** Replace comlink's 'throw' handler (which keeps only name/message/stack); call on both sides. */
+export function installWireHandlers(): void {
+  if (installed) return;
+  installed = true;
+  const base = transferHandlers.get('throw');
+  if (!base) throw new Error("hearth internal error: comlink has no 'throw' transfer handler");
+  const handler: TransferHandler<Thrown, WireError> = {
+    canHandle: (v): v is Thrown => base.canHandle(v),
+    serialize: (t) => [toWireError(t.value), []],
+    deserialize: (w) => {
+      // comlink's protocol: deserializing a thrown value throws it in the caller.
+      throw fromWireError(w);
+    },
+  };
+  transferHandlers.set('throw', handler);
+}

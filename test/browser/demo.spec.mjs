@@ -1,0 +1,29 @@
+// demo/index.html, the chat page, driven through its controls: streamed greedy output equals
+// Node's, and a bad model file shows its EngineError code. Each export takes the runner's `t`.
+
+export async function chatPageStreamsTheGreedyTokensOfNode(t) {
+  const fx = t.fixtures['qwen2-f32'];
+  const page = await t.page('index.html');
+  await page.fill('#url', fx.url);
+  await page.fill('#prompt', t.prompt);
+  await page.fill('#max-tokens', '8');
+  await page.fill('#temperature', '0');
+  await page.click('#generate');
+  await page.waitForFunction(() => document.body.dataset.state === 'idle' && document.querySelector('#output')?.dataset.tokens, null, {
+    timeout: 60_000,
+  });
+  t.assert.equal(await page.textContent('#error'), '');
+  const tokens = JSON.parse((await page.getAttribute('#output', 'data-tokens')) ?? '[]');
+  t.assert.deepEqual(tokens, fx.expected.tokens.slice(0, 8));
+  t.assert.match((await page.textContent('#stats')) ?? '', /8 tokens \(length\).*tok\/s/);
+  t.assert.match((await page.textContent('#adapter')) ?? '', /GPU: /);
+}
+
+export async function chatPageShowsBadModelFileErrors(t) {
+  const page = await t.page('index.html');
+  await page.fill('#url', t.badModelUrl);
+  await page.click('#load');
+  await page.waitForFunction(() => (document.querySelector('#error')?.textContent ?? '').length > 0, null, { timeout: 30_000 });
+  t.assert.match((await page.textContent('#error')) ?? '', /^BAD_MODEL_FILE: Malformed GGUF file/);
+  t.assert.equal(await page.evaluate(() => document.body.dataset.state), 'idle');
+}
