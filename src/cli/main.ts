@@ -51,8 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write((json ? JSON.stringify(out) : human(out)) + '\n');
     return 0;
   } catch (e) {
-    const err =
-      e instanceof EngineError ? e : new EngineError('GPU_ERROR', `Unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    const err = e instanceof EngineError ? e : new EngineError('GPU_ERROR', `Unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     if (json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
     log(`hearth: ${err.code}: ${err.message}`);
     return 1;

@@ -8,7 +8,14 @@ import type { ShaderName } from '../gpu/shader-sources.js';
 class Elementwise {
   private readonly bg: GPUBindGroup;
   private readonly pipeline: GPUComputePipeline;
-  constructor(ctx: GpuContext, shader: ShaderName, out: GPUBuffer, inp: GPUBuffer, step: GPUBuffer, private readonly width: number) {
+  constructor(
+    ctx: GpuContext,
+    shader: ShaderName,
+    out: GPUBuffer,
+    inp: GPUBuffer,
+    step: GPUBuffer,
+    private readonly width: number,
+  ) {
     const params = uniformFrom(ctx.device, [width, 0, 0, 0], `${shader}.params`);
     this.pipeline = ctx.pipelines.get(shader, 'main');
     this.bg = ctx.device.createBindGroup({

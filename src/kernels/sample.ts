@@ -27,7 +27,13 @@ export class Sampler {
   private last = '';
   private readonly device: GPUDevice;
 
-  constructor(ctx: GpuContext, logits: GPUBuffer, out: GPUBuffer, step: GPUBuffer, private readonly vocab: number) {
+  constructor(
+    ctx: GpuContext,
+    logits: GPUBuffer,
+    out: GPUBuffer,
+    step: GPUBuffer,
+    private readonly vocab: number,
+  ) {
     this.device = ctx.device;
     this.params = ctx.device.createBuffer({ label: 'sample.params', size: 32, usage: UNIFORM | COPY_DST });
     this.pSample = ctx.pipelines.get('sample', 'sample');

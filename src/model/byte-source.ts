@@ -54,8 +54,7 @@ export class ByteReader {
     this.buf = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Uint8Array.prototype.slice.call(data);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.bufStart = this.pos;
-    if (this.buf.byteLength < n)
-      throw new EngineError('BAD_MODEL_FILE', `Malformed GGUF file: short read at offset ${this.pos}.`, { offset: this.pos });
+    if (this.buf.byteLength < n) throw new EngineError('BAD_MODEL_FILE', `Malformed GGUF file: short read at offset ${this.pos}.`, { offset: this.pos });
     return 0;
   }
 

@@ -73,8 +73,7 @@ export function modelConfig(file: GGUFFile): ModelConfig {
   const embd = file.tensors.find((t) => t.name === 'token_embd.weight');
   if (!embd) throw new EngineError('BAD_MODEL_FILE', 'The model has no token_embd.weight tensor.');
   const vocabSize = embd.dims[1] ?? 0;
-  if (embd.dims[0] !== dModel)
-    throw new EngineError('BAD_MODEL_FILE', `token_embd.weight rows are ${embd.dims[0]} long but embedding_length is ${dModel}.`);
+  if (embd.dims[0] !== dModel) throw new EngineError('BAD_MODEL_FILE', `token_embd.weight rows are ${embd.dims[0]} long but embedding_length is ${dModel}.`);
   if (tokens && tokens.length > vocabSize)
     throw new EngineError('BAD_MODEL_FILE', `The tokenizer has ${tokens.length} tokens but the embedding only ${vocabSize} rows.`);
   return {

@@ -157,11 +157,10 @@ export class ModelRunner {
   private checkRange(tokens: ArrayLike<number>, startPos: number): void {
     if (tokens.length === 0) throw new EngineError('BAD_REQUEST', 'A forward pass needs at least one token.');
     if (startPos + tokens.length > this.opts.maxContext)
-      throw new EngineError(
-        'CONTEXT_OVERFLOW',
-        `The sequence would reach ${startPos + tokens.length} tokens but the KV cache holds ${this.opts.maxContext}.`,
-        { tokens: startPos + tokens.length, maxContext: this.opts.maxContext },
-      );
+      throw new EngineError('CONTEXT_OVERFLOW', `The sequence would reach ${startPos + tokens.length} tokens but the KV cache holds ${this.opts.maxContext}.`, {
+        tokens: startPos + tokens.length,
+        maxContext: this.opts.maxContext,
+      });
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i]!;
       if (!Number.isInteger(t) || t < 0 || t >= this.cfg.vocabSize)

@@ -121,8 +121,7 @@ export async function parseGGUF(src: ByteSource): Promise<GGUFFile> {
   const magic = await r.u32();
   if (magic !== GGUF_MAGIC) throw bad(`not a GGUF file (magic 0x${magic.toString(16)})`, 0);
   const version = await r.u32();
-  if (version !== 2 && version !== 3)
-    throw bad(`GGUF version ${version} is not supported (2 and 3 are)`, 4, { version });
+  if (version !== 2 && version !== 3) throw bad(`GGUF version ${version} is not supported (2 and 3 are)`, 4, { version });
   const nTensors = await r.count('tensor count', 8);
   const nKv = await r.count('metadata count', 8);
   // Each metadata entry takes at least 8+1+4 bytes, each tensor info at least 8+1+4+8+8.
@@ -162,8 +161,7 @@ export async function parseGGUF(src: ByteSource): Promise<GGUFFile> {
     const dims: number[] = [];
     for (let d = 0; d < nDims; d++) {
       const v = await r.u64();
-      if (v <= 0n || v > BigInt(fileSize) * 2n)
-        throw bad(`tensor '${name}' dimension ${d} is ${v}`, at, { tensor: name });
+      if (v <= 0n || v > BigInt(fileSize) * 2n) throw bad(`tensor '${name}' dimension ${d} is ${v}`, at, { tensor: name });
       dims.push(Number(v));
     }
     const type = await r.u32();
@@ -192,11 +190,15 @@ export async function parseGGUF(src: ByteSource): Promise<GGUFFile> {
     if (t.rel % alignment !== 0) throw bad(`tensor '${t.name}' data offset ${t.rel} is not aligned to ${alignment}`, t.at);
     const fileOffset = dataOffset + t.rel;
     if (!Number.isSafeInteger(sizeBytes) || fileOffset + sizeBytes > fileSize)
-      throw bad(`tensor '${t.name}' (${info.name}, ${t.dims.join('x')}) needs bytes ${fileOffset}..${fileOffset + sizeBytes} but the file has ${fileSize}`, t.at, {
-        tensor: t.name,
-        fileSize,
-        needed: fileOffset + sizeBytes,
-      });
+      throw bad(
+        `tensor '${t.name}' (${info.name}, ${t.dims.join('x')}) needs bytes ${fileOffset}..${fileOffset + sizeBytes} but the file has ${fileSize}`,
+        t.at,
+        {
+          tensor: t.name,
+          fileSize,
+          needed: fileOffset + sizeBytes,
+        },
+      );
     tensors.push({ name: t.name, dims: t.dims, type: t.type, fileOffset, sizeBytes, numElems });
   }
   return { version, metadata, tensors, alignment, dataOffset, fileSize };
@@ -205,8 +207,7 @@ export async function parseGGUF(src: ByteSource): Promise<GGUFFile> {
 async function readString(r: ByteReader, maxBytes: number): Promise<string> {
   const at = r.pos;
   const len = await r.u64();
-  if (len > BigInt(Math.min(maxBytes, r.remaining)))
-    throw bad(`string of ${len} bytes where at most ${Math.min(maxBytes, r.remaining)} fit`, at);
+  if (len > BigInt(Math.min(maxBytes, r.remaining))) throw bad(`string of ${len} bytes where at most ${Math.min(maxBytes, r.remaining)} fit`, at);
   const bytes = await r.bytes(Number(len));
   return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
 }
@@ -334,8 +335,7 @@ export class GGUFMeta {
   num(key: string, dflt?: number): number {
     const v = this.map.get(key);
     if (v === undefined && dflt !== undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isFinite(v))
-      throw new EngineError('BAD_MODEL_FILE', `GGUF metadata '${key}' is missing or not a number.`, { key });
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new EngineError('BAD_MODEL_FILE', `GGUF metadata '${key}' is missing or not a number.`, { key });
     return v;
   }
   bool(key: string, dflt: boolean): boolean {
@@ -354,7 +354,16 @@ export class GGUFMeta {
   numbers(key: string): ArrayLike<number> | undefined {
     const v = this.map.get(key);
     if (v === undefined) return undefined;
-    if (v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint32Array || v instanceof Float64Array || v instanceof Int8Array || v instanceof Uint8Array || v instanceof Int16Array || v instanceof Uint16Array)
+    if (
+      v instanceof Float32Array ||
+      v instanceof Int32Array ||
+      v instanceof Uint32Array ||
+      v instanceof Float64Array ||
+      v instanceof Int8Array ||
+      v instanceof Uint8Array ||
+      v instanceof Int16Array ||
+      v instanceof Uint16Array
+    )
       return v;
     throw new EngineError('BAD_MODEL_FILE', `GGUF metadata '${key}' is not a numeric array.`, { key });
   }

@@ -35,8 +35,7 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
   const tokenizer = Tokenizer.fromGGUF(meta);
   const maxContext = Math.min(opts.maxContext ?? Math.min(cfg.contextLength, 4096), cfg.contextLength);
   const maxBatch = Math.min(opts.maxBatch ?? 256, maxContext);
-  if (!(maxContext > 0 && maxBatch > 0))
-    throw new EngineError('BAD_REQUEST', `maxContext (${maxContext}) and maxBatch (${maxBatch}) must be positive.`);
+  if (!(maxContext > 0 && maxBatch > 0)) throw new EngineError('BAD_REQUEST', `maxContext (${maxContext}) and maxBatch (${maxBatch}) must be positive.`);
   const weights = await loadWeights(ctx, file, src, cfg, opts.onProgress);
   let runner: ModelRunner;
   try {

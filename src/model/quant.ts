@@ -85,14 +85,7 @@ export function f32ArrayToF16(src: Float32Array, dst: Uint16Array = new Uint16Ar
 // Types and layouts
 
 /** The tensor types hearth reads; every function here handles exactly these. */
-export const QUANT_TYPES: readonly GGMLType[] = [
-  GGMLType.F32,
-  GGMLType.F16,
-  GGMLType.Q4_0,
-  GGMLType.Q8_0,
-  GGMLType.Q4_K,
-  GGMLType.Q6_K,
-];
+export const QUANT_TYPES: readonly GGMLType[] = [GGMLType.F32, GGMLType.F16, GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K];
 
 function unsupported(type: GGMLType, what: string): EngineError {
   const name = GGML_TYPES.get(type)?.name ?? `type ${String(type)}`;
@@ -676,8 +669,7 @@ export function repackBlocks(
     const offsetBytes = firstBlock * info.blockBytes;
     // A view of src, no copy, unless its memory is shared (writeBuffer takes no SharedArrayBuffer).
     const buffer = src.buffer;
-    if (src.length % 4 === 0 && buffer instanceof ArrayBuffer)
-      return [{ offsetBytes, data: new Uint8Array(buffer, src.byteOffset, src.length) }];
+    if (src.length % 4 === 0 && buffer instanceof ArrayBuffer) return [{ offsetBytes, data: new Uint8Array(buffer, src.byteOffset, src.length) }];
     const data = new Uint8Array(roundUp4(src.length));
     data.set(src);
     return [{ offsetBytes, data }];

@@ -22,15 +22,14 @@ const DEFAULT: PreTokenizer = { kind: 'default', ignoreMerges: false, addBos: fa
 export const PRE_TOKENIZERS: ReadonlyMap<string, PreTokenizer> = new Map([
   ['', DEFAULT],
   ['default', DEFAULT],
-  ...['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2', 'jina-v5-nano'].map(
-    (n): [string, PreTokenizer] => [n, LLAMA3],
-  ),
+  ...['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2', 'jina-v5-nano'].map((n): [string, PreTokenizer] => [n, LLAMA3]),
   ['dbrx', LLAMA3_REGEX_ONLY],
   ['smaug-bpe', LLAMA3_REGEX_ONLY],
   ...['qwen2', 'deepseek-r1-qwen', 'kormo', 'f2llmv2'].map((n): [string, PreTokenizer] => [n, QWEN2]),
-  ...['gpt-2', 'phi-2', 'jina-es', 'jina-de', 'gigachat', 'jina-v2-es', 'jina-v2-de', 'a.x-4.0', 'mellum', 'modern-bert'].map(
-    (n): [string, PreTokenizer] => [n, GPT2],
-  ),
+  ...['gpt-2', 'phi-2', 'jina-es', 'jina-de', 'gigachat', 'jina-v2-es', 'jina-v2-de', 'a.x-4.0', 'mellum', 'modern-bert'].map((n): [string, PreTokenizer] => [
+    n,
+    GPT2,
+  ]),
 ]);
 
 // ---- GPT-2 byte <-> printable character table ----------------------------------------------------
@@ -95,9 +94,7 @@ const astralFlags = new Map<number, number>();
 
 function classify(cp: number): number {
   const s = String.fromCodePoint(cp);
-  return (
-    INSIDE | (RE_LETTER.test(s) ? LETTER : 0) | (RE_NUMBER.test(s) ? NUMBER : 0) | (RE_SPACE.test(s) ? SPACE : 0)
-  );
+  return INSIDE | (RE_LETTER.test(s) ? LETTER : 0) | (RE_NUMBER.test(s) ? NUMBER : 0) | (RE_SPACE.test(s) ? SPACE : 0);
 }
 
 function cpFlags(cp: number): number {

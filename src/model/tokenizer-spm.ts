@@ -41,7 +41,7 @@ export function spmTokenize(text: string, vocab: SpmVocab, out: number[]): void 
   // Symbols are code points; start/len are UTF-16 offsets into text.
   const start: number[] = [];
   const len: number[] = [];
-  for (let at = 0; at < text.length; ) {
+  for (let at = 0; at < text.length;) {
     const l = text.codePointAt(at)! > 0xffff ? 2 : 1;
     start.push(at);
     len.push(l);

@@ -41,26 +41,48 @@ const TYPE_TO_ATTR: Record<number, number> = {
 
 // Texts llama.cpp recognises when the file does not name these tokens (llama_vocab::impl::load).
 const EOT_TEXTS = [
-  '<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|end_of_text|>', '<EOT>', '_<EOT>', '[EOT]',
-  '<｜end▁of▁sentence｜>', '<end_of_utterance>',
+  '<|eot_id|>',
+  '<|im_end|>',
+  '<|end|>',
+  '<end_of_turn>',
+  '<|endoftext|>',
+  '<|end_of_text|>',
+  '<EOT>',
+  '_<EOT>',
+  '[EOT]',
+  '<｜end▁of▁sentence｜>',
+  '<end_of_utterance>',
 ];
 const EOM_TEXTS = ['<|eom_id|>'];
-const FIM_PRE_TEXTS = [
-  '<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁begin｜>', '<PRE>', '▁<PRE>', '<|code_prefix|>', '<|prefix|>',
-];
-const FIM_SUF_TEXTS = [
-  '<|fim_suffix|>', '<fim-suffix>', '<fim_suffix>', '<｜fim▁hole｜>', '<SUF>', '▁<SUF>', '<|code_suffix|>', '<|suffix|>',
-];
-const FIM_MID_TEXTS = [
-  '<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>', '<|code_middle|>', '<|middle|>',
-];
+const FIM_PRE_TEXTS = ['<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁begin｜>', '<PRE>', '▁<PRE>', '<|code_prefix|>', '<|prefix|>'];
+const FIM_SUF_TEXTS = ['<|fim_suffix|>', '<fim-suffix>', '<fim_suffix>', '<｜fim▁hole｜>', '<SUF>', '▁<SUF>', '<|code_suffix|>', '<|suffix|>'];
+const FIM_MID_TEXTS = ['<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>', '<|code_middle|>', '<|middle|>'];
 const FIM_PAD_TEXTS = ['<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '[PAD]'];
 const FIM_REP_TEXTS = ['<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>'];
 const FIM_SEP_TEXTS = ['<|file_sep|>'];
 const EOG_TEXTS = new Set([
-  '<|eot_id|>', '<|im_end|>', '<|end|>', '<|return|>', '<|call|>', '<|flush|>', '<|calls|>', '<end_of_turn>',
-  '<|endoftext|>', '</s>', '<|eom_id|>', '<EOT>', '_<EOT>', '[EOT]', '[EOS]', '<|end_of_text|>', '<end_of_utterance>',
-  '<eos>', '<turn|>', '<|tool_response>', '<｜end▁of▁sentence｜>', '[e~[',
+  '<|eot_id|>',
+  '<|im_end|>',
+  '<|end|>',
+  '<|return|>',
+  '<|call|>',
+  '<|flush|>',
+  '<|calls|>',
+  '<end_of_turn>',
+  '<|endoftext|>',
+  '</s>',
+  '<|eom_id|>',
+  '<EOT>',
+  '_<EOT>',
+  '[EOT]',
+  '[EOS]',
+  '<|end_of_text|>',
+  '<end_of_utterance>',
+  '<eos>',
+  '<turn|>',
+  '<|tool_response>',
+  '<｜end▁of▁sentence｜>',
+  '[e~[',
 ]);
 /** gpt-oss tokens llama.cpp always renders as text. */
 const ALWAYS_RENDERED = new Set(['<|channel|>', '<|message|>', '<|start|>', '<|constrain|>']);
@@ -159,8 +181,7 @@ export class Tokenizer {
     const scoresRaw = meta.map.get('tokenizer.ggml.scores');
     this.scores = new Float32Array(n);
     if (scoresRaw !== undefined) {
-      if (!(scoresRaw instanceof Float32Array || scoresRaw instanceof Int32Array))
-        throw bad("'tokenizer.ggml.scores' must be an f32 or i32 array.");
+      if (!(scoresRaw instanceof Float32Array || scoresRaw instanceof Int32Array)) throw bad("'tokenizer.ggml.scores' must be an f32 or i32 array.");
       if (scoresRaw.length < n)
         throw bad(`'tokenizer.ggml.scores' has ${scoresRaw.length} entries for ${n} tokens; the file is inconsistent.`, {
           scores: scoresRaw.length,
@@ -372,8 +393,7 @@ export class Tokenizer {
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const out: number[] = [];
     if (opts.addBos) {
-      if (this.bosId === null)
-        throw new EngineError('BAD_REQUEST', 'This vocabulary has no BOS token; encode with addBos: false.', {});
+      if (this.bosId === null) throw new EngineError('BAD_REQUEST', 'This vocabulary has no BOS token; encode with addBos: false.', {});
       out.push(this.bosId);
     }
     // Lone surrogates cannot be UTF-8 encoded; they become U+FFFD as they would on the way into llama.cpp.
@@ -561,7 +581,8 @@ function cleanSpaces(input: Uint8Array): Uint8Array {
       const x = t[i]!;
       if (t[i - 1] === SP && x === APOS && i + 1 < n) {
         const x1 = t[i + 1]!;
-        if (x1 === 0x73 || x1 === 0x6d) total--; // 's 'm
+        if (x1 === 0x73 || x1 === 0x6d)
+          total--; // 's 'm
         else if (i + 2 < n) {
           const x2 = t[i + 2]!;
           if ((x1 === 0x72 && x2 === 0x65) || (x1 === 0x76 && x2 === 0x65)) total--; // 're 've

@@ -158,7 +158,13 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
           }
           onProgress?.(loaded, totalBytes);
         }
-        matrices.set(info.name, { buffer: buf, type: info.type, K: info.dims[0]!, N: info.numElems / info.dims[0]!, scaleOffsetBytes: layout.scaleOffsetBytes });
+        matrices.set(info.name, {
+          buffer: buf,
+          type: info.type,
+          K: info.dims[0]!,
+          N: info.numElems / info.dims[0]!,
+          scaleOffsetBytes: layout.scaleOffsetBytes,
+        });
       }
     }
     await ctx.device.queue.onSubmittedWorkDone();

@@ -34,9 +34,28 @@ describe('hearth CLI', () => {
   });
 
   test('generate --json follows the contract', async () => {
-    const r = await hearth(['generate', '--model', model, '--prompt', 'The old lighthouse', '--max-tokens', '6', '--temperature', '0', '--logprobs', '3', '--json']);
+    const r = await hearth([
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'The old lighthouse',
+      '--max-tokens',
+      '6',
+      '--temperature',
+      '0',
+      '--logprobs',
+      '3',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
-    const j = r.json as { prompt_tokens: number[]; tokens: number[]; text: string; logprobs: { token: number; logprob: number }[][]; timings: Record<string, number> };
+    const j = r.json as {
+      prompt_tokens: number[];
+      tokens: number[];
+      text: string;
+      logprobs: { token: number; logprob: number }[][];
+      timings: Record<string, number>;
+    };
     expect(j.prompt_tokens.length).toBeGreaterThan(0);
     expect(j.tokens.length).toBeGreaterThan(0);
     expect(typeof j.text).toBe('string');
@@ -53,7 +72,24 @@ describe('hearth CLI', () => {
   });
 
   test('seeded sampling is reproducible and logprobs are absent unless asked', async () => {
-    const args = ['generate', '--model', model, '--prompt', 'The keeper', '--max-tokens', '8', '--temperature', '1', '--top-k', '20', '--top-p', '0.9', '--seed', '42', '--json'];
+    const args = [
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'The keeper',
+      '--max-tokens',
+      '8',
+      '--temperature',
+      '1',
+      '--top-k',
+      '20',
+      '--top-p',
+      '0.9',
+      '--seed',
+      '42',
+      '--json',
+    ];
     const [a, b] = await Promise.all([hearth(args), hearth(args)]);
     expect(a.json.tokens).toEqual(b.json.tokens);
     expect(a.json).not.toHaveProperty('logprobs');

@@ -51,7 +51,13 @@ export class RefModel {
     const emb = this.w('token_embd.weight');
     let x: Float64Array = new Float64Array(M * D);
     tokens.forEach((tok, m) => x.set(emb.subarray(tok * D, (tok + 1) * D), m * D));
-    const rope = { ropeDim: c.ropeDim, base: c.ropeBase, freqScale: c.ropeFreqScale, neox: c.neox, ...(this.t.has('rope_freqs.weight') ? { freqFactors: this.w('rope_freqs.weight') } : {}) };
+    const rope = {
+      ropeDim: c.ropeDim,
+      base: c.ropeBase,
+      freqScale: c.ropeFreqScale,
+      neox: c.neox,
+      ...(this.t.has('rope_freqs.weight') ? { freqFactors: this.w('rope_freqs.weight') } : {}),
+    };
     for (let l = 0; l < c.numLayers; l++) {
       const b = `blk.${l}.`;
       const xn = rmsNormRef(x, this.w(b + 'attn_norm.weight'), M, D, c.rmsEps);

@@ -214,7 +214,7 @@ const MUTATORS: { name: string; weight: number; run: (r: Rnd, b: Base) => { buf:
     run: (r, b) => {
       const buf = b.buf.slice();
       const p = b.u32At[int(r, b.u32At.length)]!;
-      const v = r() < 0.5 ? int(r, 40) : (int(r, 2 ** 32) >>> 0);
+      const v = r() < 0.5 ? int(r, 40) : int(r, 2 ** 32) >>> 0;
       new DataView(buf.buffer).setUint32(p, v, true);
       return { buf, what: `u32 at ${p} := ${v}` };
     },

@@ -99,8 +99,7 @@ function tensorInfoAt(buf: Uint8Array, name: string): { at: number; nDimsAt: num
   throw new Error(`tensor info for '${name}' not found`);
 }
 const setU32 = (buf: Uint8Array, at: number, v: number): void => new DataView(buf.buffer, buf.byteOffset).setUint32(at, v, true);
-const setU64 = (buf: Uint8Array, at: number, v: bigint | number): void =>
-  new DataView(buf.buffer, buf.byteOffset).setBigUint64(at, BigInt(v), true);
+const setU64 = (buf: Uint8Array, at: number, v: bigint | number): void => new DataView(buf.buffer, buf.byteOffset).setBigUint64(at, BigInt(v), true);
 const getU64 = (buf: Uint8Array, at: number): number => Number(new DataView(buf.buffer, buf.byteOffset).getBigUint64(at, true));
 
 const META: Record<string, MetaValue> = {
@@ -182,8 +181,26 @@ describe('parseGGUF: valid files', () => {
       ['a.i32', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.INT32).u64(1).u32(-5)],
       ['a.f32', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.FLOAT32).u64(2).f32(1.5).f32(-0)],
       ['a.bool', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.BOOL).u64(3).u8(1).u8(0).u8(2)],
-      ['a.u64', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.UINT64).u64(2).u64(1).u64(2n ** 64n - 1n)],
-      ['a.i64', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.INT64).u64(2).u64(-1n).u64(2n ** 62n)],
+      [
+        'a.u64',
+        (r) =>
+          r
+            .u32(GGUFValueType.ARRAY)
+            .u32(GGUFValueType.UINT64)
+            .u64(2)
+            .u64(1)
+            .u64(2n ** 64n - 1n),
+      ],
+      [
+        'a.i64',
+        (r) =>
+          r
+            .u32(GGUFValueType.ARRAY)
+            .u32(GGUFValueType.INT64)
+            .u64(2)
+            .u64(-1n)
+            .u64(2n ** 62n),
+      ],
       ['a.f64', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.FLOAT64).u64(2).f64(Math.E).f64(-1e300)],
       ['a.str', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.STRING).u64(3).str('x').str('').str('yz')],
       ['a.empty', (r) => r.u32(GGUFValueType.ARRAY).u32(GGUFValueType.UINT32).u64(0)],
@@ -286,9 +303,7 @@ describe('parseGGUF: valid files', () => {
     const tokens = Array.from({ length: 4000 }, (_, i) => `tok${i}`);
     const long = 'é'.repeat(650_000); // 1.3 MB: read in one piece, past the window
     const big = tensorData(GGMLType.F32, 1 << 18, 9);
-    const buf = writeGGUF({ 'a.scores': scores, 'a.tokens': tokens, 'a.long': long }, [
-      { name: 'big', dims: [1024, 256], type: GGMLType.F32, data: big },
-    ]);
+    const buf = writeGGUF({ 'a.scores': scores, 'a.tokens': tokens, 'a.long': long }, [{ name: 'big', dims: [1024, 256], type: GGMLType.F32, data: big }]);
     expect(buf.length).toBeGreaterThan(3 << 20);
     const g = await parse(buf);
     expect(g.metadata.get('a.scores')).toEqual(scores);
@@ -402,16 +417,59 @@ describe('parseGGUF: errors', () => {
 
   it('counts and lengths larger than the file', async () => {
     const cases: [string, Uint8Array][] = [
-      ['tensor count 2^64-1', rawHeader(2n ** 64n - 1n, 0).zeros(64).done()],
-      ['metadata count 2^63', rawHeader(0, 2n ** 63n).zeros(64).done()],
+      [
+        'tensor count 2^64-1',
+        rawHeader(2n ** 64n - 1n, 0)
+          .zeros(64)
+          .done(),
+      ],
+      [
+        'metadata count 2^63',
+        rawHeader(0, 2n ** 63n)
+          .zeros(64)
+          .done(),
+      ],
       ['metadata count just over what fits', rawHeader(0, 10).zeros(100).done()],
-      ['key length 2^40', rawHeader(0, 1).u64(2 ** 40).zeros(64).done()],
-      ['string value length 2^62', rawHeader(0, 1).str('k').u32(GGUFValueType.STRING).u64(2n ** 62n).zeros(16).done()],
-      ['array count 2^50', rawHeader(0, 1).str('k').u32(GGUFValueType.ARRAY).u32(GGUFValueType.UINT32).u64(2 ** 50).zeros(16).done()],
+      [
+        'key length 2^40',
+        rawHeader(0, 1)
+          .u64(2 ** 40)
+          .zeros(64)
+          .done(),
+      ],
+      [
+        'string value length 2^62',
+        rawHeader(0, 1)
+          .str('k')
+          .u32(GGUFValueType.STRING)
+          .u64(2n ** 62n)
+          .zeros(16)
+          .done(),
+      ],
+      [
+        'array count 2^50',
+        rawHeader(0, 1)
+          .str('k')
+          .u32(GGUFValueType.ARRAY)
+          .u32(GGUFValueType.UINT32)
+          .u64(2 ** 50)
+          .zeros(16)
+          .done(),
+      ],
       ['array count just past the end', rawHeader(0, 1).str('k').u32(GGUFValueType.ARRAY).u32(GGUFValueType.UINT32).u64(5).zeros(16).done()],
       ['string array count', rawHeader(0, 1).str('k').u32(GGUFValueType.ARRAY).u32(GGUFValueType.STRING).u64(3).zeros(16).done()],
       ['nested array count', rawHeader(0, 1).str('k').u32(GGUFValueType.ARRAY).u32(GGUFValueType.ARRAY).u64(2).zeros(16).done()],
-      ['tensor dim 2^63', rawHeader(1, 0).str('t').u32(1).u64(2n ** 63n).u32(0).u64(0).zeros(64).done()],
+      [
+        'tensor dim 2^63',
+        rawHeader(1, 0)
+          .str('t')
+          .u32(1)
+          .u64(2n ** 63n)
+          .u32(0)
+          .u64(0)
+          .zeros(64)
+          .done(),
+      ],
     ];
     for (const [what, buf] of cases) {
       const e = await parseError(buf);

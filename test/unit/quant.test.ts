@@ -39,15 +39,33 @@ function goldenInput(seed: number): Float32Array {
     for (let i = 0; i < 256; i++) {
       const k = 256 * b + i;
       switch (b % 9) {
-        case 0: x[k] = normal(); break;
-        case 1: x[k] = (rnd() - 0.5) * 0.02; break;
-        case 2: x[k] = normal() * (rnd() < 0.03 ? 50 : 1); break;
-        case 3: x[k] = 0; break;
-        case 4: x[k] = 0.75; break;
-        case 5: x[k] = rnd() * 3; break;
-        case 6: x[k] = -rnd() * 1e-3; break;
-        case 7: x[k] = normal() * 1e-6; break;
-        default: x[k] = Math.round(normal() * 8) / 4; break;
+        case 0:
+          x[k] = normal();
+          break;
+        case 1:
+          x[k] = (rnd() - 0.5) * 0.02;
+          break;
+        case 2:
+          x[k] = normal() * (rnd() < 0.03 ? 50 : 1);
+          break;
+        case 3:
+          x[k] = 0;
+          break;
+        case 4:
+          x[k] = 0.75;
+          break;
+        case 5:
+          x[k] = rnd() * 3;
+          break;
+        case 6:
+          x[k] = -rnd() * 1e-3;
+          break;
+        case 7:
+          x[k] = normal() * 1e-6;
+          break;
+        default:
+          x[k] = Math.round(normal() * 8) / 4;
+          break;
       }
     }
   }

@@ -193,9 +193,7 @@ describe('byte-level BPE', () => {
   });
 
   it('pre-tokenizes like llama 3 (digits by three, case-insensitive contractions) and qwen2 (single digits)', () => {
-    expect(preTokenize("Hello world 1234567 DON'T it's", 'llama3')).toEqual([
-      'Hello', ' world', ' ', '123', '456', '7', ' DON', "'T", ' it', "'s",
-    ]);
+    expect(preTokenize("Hello world 1234567 DON'T it's", 'llama3')).toEqual(['Hello', ' world', ' ', '123', '456', '7', ' DON', "'T", ' it', "'s"]);
     expect(preTokenize('ab 123', 'qwen2')).toEqual(['ab', ' ', '1', '2', '3']);
     expect(preTokenize('a  \n\n  b\t!!\n', 'llama3')).toEqual(['a', '  \n\n', ' ', ' b', '\t', '!!\n']);
     expect(preTokenize("DON'T 1234", 'gpt2')).toEqual(['DON', "'", 'T', ' 1234']);
@@ -327,8 +325,6 @@ describe('fixture vocabularies', () => {
     const fresh = await import('../fixtures/vocab.js');
     expect(fresh.spmVocabMeta()).not.toBe(spmVocabMeta());
     expect(JSON.stringify(fresh.spmVocabMeta()['tokenizer.ggml.tokens'])).toBe(a);
-    expect(JSON.stringify(fresh.bpeVocabMeta('llama-bpe')['tokenizer.ggml.merges'])).toBe(
-      JSON.stringify(bpeVocabMeta('llama-bpe')['tokenizer.ggml.merges']),
-    );
+    expect(JSON.stringify(fresh.bpeVocabMeta('llama-bpe')['tokenizer.ggml.merges'])).toBe(JSON.stringify(bpeVocabMeta('llama-bpe')['tokenizer.ggml.merges']));
   });
 });
