@@ -78,3 +78,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (d < hd) { O[qb + d] = acc[i] / runSum; }
   }
 }
+
+// Barrier-free variant for CPU-backed adapters (GpuTuning.barrierFree): one thread per
+// (query token, head) walks the keys with an online softmax, its output row in private memory.
+@compute @workgroup_size(64)
+fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.y * nwg.x * 64u + gid.x;
+  if (idx >= step.numTokens * p.numHeads) { return; }
+  let h = idx % p.numHeads;
+  let m = idx / p.numHeads;
+  let hd = p.headDim;
+  let kvh = h / (p.numHeads / p.numKvHeads);
+  let qb = (m * p.numHeads + h) * hd;
+  let kvStride = p.numKvHeads * hd;
+  let nKeys = step.startPos + m + 1u;
+  var o: array<f32, MAX_HD>;
+  for (var d = 0u; d < hd; d++) { o[d] = 0.0; }
+  var runMax = -3.0e38;
+  var runSum = 0.0;
+  for (var j = 0u; j < nKeys; j++) {
+    let kb = j * kvStride + kvh * hd;
+    var s = 0.0;
+    for (var d = 0u; d < hd; d++) { s += Q[qb + d] * Kc[kb + d]; }
+    s *= p.scale;
+    let newMax = max(runMax, s);
+    let corr = exp(runMax - newMax);
+    let pj = exp(s - newMax);
+    runSum = runSum * corr + pj;
+    for (var d = 0u; d < hd; d++) { o[d] = o[d] * corr + pj * Vc[kb + d]; }
+    runMax = newMax;
+  }
+  for (var d = 0u; d < hd; d++) { O[qb + d] = o[d] / runSum; }
+}

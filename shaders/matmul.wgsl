@@ -280,3 +280,39 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     }
   }
 }
+
+// ---- matmul_regs: barrier-free prefill for CPU-backed adapters (GpuTuning.barrierFree): each
+// thread owns a 4 (tokens) x 4 (rows) register tile and reads W and X straight from memory.
+@compute @workgroup_size(8, 8)
+fn matmul_regs(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let M = num_rows_m();
+  let n0 = gid.x * 4u;
+  let m0 = gid.y * 4u;
+  if (n0 >= p.N || m0 >= M) { return; }
+  let groups = p.K >> 3u;
+  let kv4 = p.K >> 2u;
+  let nRows = min(4u, p.N - n0);
+  let nToks = min(4u, M - m0);
+  var acc: array<vec4<f32>, 4>; // acc[token][row]
+  for (var j = 0u; j < 4u; j++) { acc[j] = vec4<f32>(0.0); }
+  for (var g = 0u; g < groups; g++) {
+    var xa: array<vec4<f32>, 4>;
+    var xb: array<vec4<f32>, 4>;
+    for (var j = 0u; j < 4u; j++) {
+      xa[j] = vec4<f32>(0.0);
+      xb[j] = vec4<f32>(0.0);
+      if (j < nToks) {
+        let xo = (p.xRowOffset + m0 + j) * kv4 + 2u * g;
+        xa[j] = X[xo];
+        xb[j] = X[xo + 1u];
+      }
+    }
+    for (var i = 0u; i < nRows; i++) {
+      let w = load8(n0 + i, g);
+      for (var j = 0u; j < 4u; j++) { acc[j][i] += dot(w.a, xa[j]) + dot(w.b, xb[j]); }
+    }
+  }
+  for (var j = 0u; j < nToks; j++) {
+    for (var i = 0u; i < nRows; i++) { store(m0 + j, n0 + i, acc[j][i]); }
+  }
+}

@@ -47,3 +47,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     Y[yb + i] = X[xb + i] * scale * weight[i];
   }
 }
+
+// Barrier-free variant for CPU-backed adapters (GpuTuning.barrierFree): one thread per row.
+@compute @workgroup_size(64)
+fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var inRow = gid.x;
+  var outRow = gid.x;
+  if (p.lastOnly != 0u) {
+    if (gid.x != 0u) { return; }
+    inRow = step.numTokens - 1u;
+    outRow = 0u;
+  } else if (gid.x >= step.numTokens) {
+    return;
+  }
+  let xb = inRow * p.D;
+  var ss = 0.0;
+  for (var i = 0u; i < p.D; i++) {
+    let v = X[xb + i];
+    ss += v * v;
+  }
+  let scale = 1.0 / sqrt(ss / f32(p.D) + p.eps);
+  let yb = outRow * p.D;
+  for (var i = 0u; i < p.D; i++) { Y[yb + i] = X[xb + i] * scale * weight[i]; }
+}

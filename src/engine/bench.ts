@@ -1,11 +1,21 @@
 // Prefill and decode throughput of a loaded model, the same code in Node and in the browser.
 // The prompt is synthetic (cycled token ids), decode is greedy and ignores end-of-generation.
+// With `profile`, one decode step and one prefill are also timed per kernel (timestamp queries).
 
+import type { GpuWeight } from '../kernels/matmul.js';
 import type { LoadedModel } from '../model/model.js';
 
 export interface BenchOptions {
   promptTokens: number;
   decodeTokens: number;
+  profile?: boolean;
+  /** Called after each decoded token with the running decode rate. */
+  onProgress?: (phase: 'prefill' | 'decode', done: number, tokensPerS: number) => void;
+}
+
+export interface KernelTime {
+  kernel: string;
+  ms: number;
 }
 
 export interface BenchResult {
@@ -13,6 +23,21 @@ export interface BenchResult {
   decode_tokens_per_s: number;
   prompt_tokens: number;
   decode_tokens: number;
+  /** Weight bytes a decode step reads (every matrix once; the embedding row is negligible). */
+  weight_bytes_per_token: number;
+  /** Matmul FLOPs per token (2 x weight elements), attention excluded. */
+  flops_per_token: number;
+  profile?: { decode: KernelTime[]; prefill: KernelTime[] } | null;
+}
+
+/** Bytes and multiply-adds of the matrices one token passes through. */
+export function modelCost(model: LoadedModel): { bytes: number; flops: number } {
+  const mats: GpuWeight[] = [model.weights.output];
+  for (const l of model.weights.layers) mats.push(l.q, l.k, l.v, l.o, l.gate, l.up, l.down);
+  return {
+    bytes: mats.reduce((a, w) => a + w.buffer.size, 0),
+    flops: mats.reduce((a, w) => a + 2 * w.N * w.K, 0),
+  };
 }
 
 export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<BenchResult> {
@@ -24,17 +49,30 @@ export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<B
   const t0 = performance.now();
   let r = await runner.forwardSample(prompt, 0, greedy, 0);
   const t1 = performance.now();
+  o.onProgress?.('prefill', prompt.length, (prompt.length / (t1 - t0)) * 1000);
   let pos = prompt.length;
-  const n = Math.min(o.decodeTokens, runner.opts.maxContext - pos);
+  const n = Math.min(o.decodeTokens, runner.opts.maxContext - pos - 1);
   for (let i = 0; i < n; i++) {
     r = await runner.forwardSample([r.token], pos, greedy, i + 1);
     pos++;
+    if (o.onProgress && (i % 8 === 7 || i === n - 1)) o.onProgress('decode', i + 1, ((i + 1) / (performance.now() - t1)) * 1000);
   }
   const t2 = performance.now();
+  let profile: BenchResult['profile'];
+  if (o.profile) {
+    const decode = await runner.profileStep([r.token], pos, greedy);
+    const chunk = prompt.slice(0, Math.min(prompt.length, runner.opts.maxBatch));
+    const prefill = await runner.profileStep(chunk, 0, greedy);
+    profile = decode && prefill ? { decode, prefill } : null;
+  }
+  const cost = modelCost(model);
   return {
     prefill_tokens_per_s: (prompt.length / (t1 - t0)) * 1000,
     decode_tokens_per_s: n > 0 ? (n / (t2 - t1)) * 1000 : 0,
     prompt_tokens: prompt.length,
     decode_tokens: n,
+    weight_bytes_per_token: cost.bytes,
+    flops_per_token: cost.flops,
+    ...(o.profile ? { profile } : {}),
   };
 }

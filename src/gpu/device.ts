@@ -26,10 +26,16 @@ export interface GpuTuning {
    * and pay dearly for every barrier, so there one thread owns a row and no reduction is needed.
    */
   matvecThreadsPerRow: 1 | 8;
+  /**
+   * Use the barrier-free variants of the kernels that reduce across threads (prefill matmul,
+   * attention, RMSNorm): one thread owns a whole output tile or row. Right for CPU-backed adapters,
+   * wrong for GPUs, whose variants stage through workgroup memory.
+   */
+  barrierFree: boolean;
 }
 
 export function tuningFor(adapter: AdapterSummary): GpuTuning {
-  return { matvecThreadsPerRow: adapter.isFallback ? 1 : 8 };
+  return { matvecThreadsPerRow: adapter.isFallback ? 1 : 8, barrierFree: adapter.isFallback };
 }
 
 export interface GpuContext {

@@ -4,6 +4,7 @@
 import add from '../../shaders/add.wgsl?raw';
 import attention from '../../shaders/attention.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
+import probe from '../../shaders/probe.wgsl?raw';
 import rmsNorm from '../../shaders/rms-norm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
 import sample from '../../shaders/sample.wgsl?raw';
@@ -13,6 +14,7 @@ export const SHADERS = {
   add,
   attention,
   matmul,
+  probe,
   'rms-norm': rmsNorm,
   rope,
   sample,

@@ -2,11 +2,12 @@
 // The cache must already hold the step's own K/V rows (see model/forward.ts).
 
 import type { GpuContext } from '../gpu/device.js';
-import { uniformFrom } from '../gpu/buffers.js';
+import { grid, uniformFrom } from '../gpu/buffers.js';
 
 export class Attention {
   private readonly bg: GPUBindGroup;
   private readonly pipeline: GPUComputePipeline;
+  private readonly barrierFree: boolean;
   constructor(
     ctx: GpuContext,
     q: GPUBuffer,
@@ -19,7 +20,8 @@ export class Attention {
     headDim: number,
   ) {
     const params = uniformFrom(ctx.device, [numHeads, numKvHeads, headDim, { f: 1 / Math.sqrt(headDim) }], 'attention.params');
-    this.pipeline = ctx.pipelines.get('attention', 'main');
+    this.barrierFree = ctx.tuning.barrierFree;
+    this.pipeline = ctx.pipelines.get('attention', this.barrierFree ? 'attend_rows' : 'main');
     this.bg = ctx.device.createBindGroup({
       layout: this.pipeline.getBindGroupLayout(0),
       entries: [
@@ -35,6 +37,9 @@ export class Attention {
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, this.bg);
-    pass.dispatchWorkgroups(this.numHeads, numTokens);
+    if (this.barrierFree) {
+      const [gx, gy] = grid(Math.ceil((numTokens * this.numHeads) / 64));
+      pass.dispatchWorkgroups(gx, gy);
+    } else pass.dispatchWorkgroups(this.numHeads, numTokens);
   }
 }

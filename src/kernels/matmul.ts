@@ -1,5 +1,6 @@
 // Host side of shaders/matmul.wgsl: Y = X·Wᵀ (+bias) (+Y) against a weight in its GPU layout.
-// M <= MATVEC_MAX_M uses the matvec (work split per adapter, see GpuTuning), larger M the 64x64 tiled kernel.
+// M <= MATVEC_MAX_M uses the matvec, larger M a prefill kernel: 64x64 tiles through workgroup
+// memory on GPUs, barrier-free 4x4 register tiles on CPU-backed adapters (see GpuTuning).
 
 import type { GpuContext } from '../gpu/device.js';
 import { grid, uniformFrom } from '../gpu/buffers.js';
@@ -31,6 +32,7 @@ export class Matmul {
   private readonly pVec: GPUComputePipeline;
   private readonly pTiled: GPUComputePipeline;
   private readonly rowsPerWorkgroup: number;
+  private readonly barrierFree: boolean;
 
   constructor(
     ctx: GpuContext,
@@ -45,7 +47,8 @@ export class Matmul {
     const constants = { WTYPE: w.type };
     this.rowsPerWorkgroup = 64 / ctx.tuning.matvecThreadsPerRow;
     this.pVec = ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_TPR: ctx.tuning.matvecThreadsPerRow });
-    this.pTiled = ctx.pipelines.get('matmul', 'matmul_tiled', constants);
+    this.barrierFree = ctx.tuning.barrierFree;
+    this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_regs' : 'matmul_tiled', constants);
     // The bias binding is statically used, so something must be bound: x stands in when unused.
     const bindGroup = (p: GPUComputePipeline): GPUBindGroup =>
       ctx.device.createBindGroup({
@@ -74,7 +77,9 @@ export class Matmul {
     } else {
       pass.setPipeline(this.pTiled);
       pass.setBindGroup(0, this.bgTiled);
-      pass.dispatchWorkgroups(Math.ceil(this.w.N / 64), Math.ceil(M / 64));
+      // matmul_tiled covers 64 rows x 64 tokens per workgroup; matmul_regs' 8x8 threads own 4x4 tiles.
+      const tile = this.barrierFree ? 32 : 64;
+      pass.dispatchWorkgroups(Math.ceil(this.w.N / tile), Math.ceil(M / tile));
     }
   }
 }

@@ -1,4 +1,5 @@
-// Host side of shaders/rms-norm.wgsl. lastOnly normalizes just the step's last token into row 0.
+// Host side of shaders/rms-norm.wgsl (workgroup per row, or thread per row when barrier-free).
+// lastOnly normalizes just the step's last token into row 0.
 
 import type { GpuContext } from '../gpu/device.js';
 import { uniformFrom } from '../gpu/buffers.js';
@@ -6,6 +7,7 @@ import { uniformFrom } from '../gpu/buffers.js';
 export class RmsNorm {
   private readonly bg: GPUBindGroup;
   private readonly pipeline: GPUComputePipeline;
+  private readonly barrierFree: boolean;
   constructor(
     ctx: GpuContext,
     x: GPUBuffer,
@@ -17,7 +19,8 @@ export class RmsNorm {
     private readonly lastOnly = false,
   ) {
     const params = uniformFrom(ctx.device, [D, { f: eps }, lastOnly ? 1 : 0, 0], 'rms-norm.params');
-    this.pipeline = ctx.pipelines.get('rms-norm', 'main');
+    this.barrierFree = ctx.tuning.barrierFree;
+    this.pipeline = ctx.pipelines.get('rms-norm', this.barrierFree ? 'rows' : 'main');
     this.bg = ctx.device.createBindGroup({
       layout: this.pipeline.getBindGroupLayout(0),
       entries: [
@@ -32,6 +35,7 @@ export class RmsNorm {
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, this.bg);
-    pass.dispatchWorkgroups(this.lastOnly ? 1 : numTokens);
+    if (this.lastOnly) pass.dispatchWorkgroups(1);
+    else pass.dispatchWorkgroups(this.barrierFree ? Math.ceil(numTokens / 64) : numTokens);
   }
 }

@@ -11,6 +11,7 @@ import { GatherRows, Matmul } from '../kernels/matmul.js';
 import { RmsNorm } from '../kernels/rms-norm.js';
 import { Rope, ropeTableBuffer } from '../kernels/rope.js';
 import { SAMPLE_OUT_WORDS, Sampler, type SamplingParams } from '../kernels/sample.js';
+import { Profiler } from '../gpu/timing.js';
 import type { ModelConfig } from './config.js';
 import type { ModelWeights } from './weights.js';
 
@@ -125,33 +126,78 @@ export class ModelRunner {
     this.runtimeBytes = this.buffers.reduce((a, b) => a + b.size, 0);
   }
 
-  /** Record the forward pass of `n` tokens at `startPos` into `enc` (logits of the last token). */
-  private encodeForward(enc: GPUCommandEncoder, n: number, startPos: number): void {
+  /**
+   * Record the forward pass of `n` tokens at `startPos` into `enc` (logits of the last token).
+   * With a profiler, every dispatch gets its own timestamped pass, labelled by kernel class.
+   */
+  private encodeForward(enc: GPUCommandEncoder, n: number, startPos: number, prof?: Profiler): void {
     const kvRow = this.cfg.numKvHeads * this.cfg.headDim * 4;
-    let pass = enc.beginComputePass();
-    this.embed.encode(pass, n);
+    type Op = [label: string, run: (pass: GPUComputePassEncoder) => void] | ((enc: GPUCommandEncoder) => void);
+    const ops: Op[] = [['embed', (p) => this.embed.encode(p, n)]];
     for (const L of this.layers) {
-      L.attnNorm.encode(pass, n);
-      L.q.encode(pass, n);
-      L.k.encode(pass, n);
-      L.v.encode(pass, n);
-      L.ropeQ.encode(pass, n);
-      L.ropeK.encode(pass, n);
-      pass.end();
-      enc.copyBufferToBuffer(this.k, 0, L.kCache, startPos * kvRow, n * kvRow);
-      enc.copyBufferToBuffer(this.v, 0, L.vCache, startPos * kvRow, n * kvRow);
-      pass = enc.beginComputePass();
-      L.attn.encode(pass, n);
-      L.o.encode(pass, n);
-      L.ffnNorm.encode(pass, n);
-      L.gate.encode(pass, n);
-      L.up.encode(pass, n);
-      L.swiglu.encode(pass, n);
-      L.down.encode(pass, n);
+      ops.push(
+        ['rms_norm', (p) => L.attnNorm.encode(p, n)],
+        ['matmul_qkv', (p) => L.q.encode(p, n)],
+        ['matmul_qkv', (p) => L.k.encode(p, n)],
+        ['matmul_qkv', (p) => L.v.encode(p, n)],
+        ['rope', (p) => L.ropeQ.encode(p, n)],
+        ['rope', (p) => L.ropeK.encode(p, n)],
+        (e) => {
+          e.copyBufferToBuffer(this.k, 0, L.kCache, startPos * kvRow, n * kvRow);
+          e.copyBufferToBuffer(this.v, 0, L.vCache, startPos * kvRow, n * kvRow);
+        },
+        ['attention', (p) => L.attn.encode(p, n)],
+        ['matmul_o', (p) => L.o.encode(p, n)],
+        ['rms_norm', (p) => L.ffnNorm.encode(p, n)],
+        ['matmul_gate_up', (p) => L.gate.encode(p, n)],
+        ['matmul_gate_up', (p) => L.up.encode(p, n)],
+        ['swiglu', (p) => L.swiglu.encode(p, n)],
+        ['matmul_down', (p) => L.down.encode(p, n)],
+      );
     }
-    this.finalNorm.encode(pass, n);
-    this.lmHead.encode(pass, 1);
-    pass.end();
+    ops.push(['rms_norm', (p) => this.finalNorm.encode(p, n)], ['lm_head', (p) => this.lmHead.encode(p, 1)]);
+    let pass: GPUComputePassEncoder | null = null;
+    for (const op of ops) {
+      if (typeof op === 'function') {
+        pass?.end();
+        pass = null;
+        op(enc);
+      } else if (prof) {
+        const tp = prof.pass(enc, op[0]);
+        op[1](tp);
+        tp.end();
+      } else {
+        pass ??= enc.beginComputePass();
+        op[1](pass);
+      }
+    }
+    pass?.end();
+  }
+
+  /** Dispatches in one forward pass (for sizing a profiler). */
+  get dispatchesPerForward(): number {
+    return 3 + 13 * this.layers.length;
+  }
+
+  /**
+   * GPU time per kernel class for one forward pass of `tokens` at `startPos`, plus sampling,
+   * from timestamp queries (null when the adapter has none). Writes the KV cache like a real step.
+   */
+  async profileStep(tokens: ArrayLike<number>, startPos: number, sampling: SamplingParams): Promise<{ kernel: string; ms: number }[] | null> {
+    if (!Profiler.available(this.ctx)) return null;
+    this.checkRange(tokens, startPos);
+    if (tokens.length > this.opts.maxBatch) throw new EngineError('BAD_REQUEST', `profileStep takes at most maxBatch (${this.opts.maxBatch}) tokens.`);
+    this.writeTokens(tokens, 0, tokens.length, startPos, 0);
+    this.sampler.setParams(sampling);
+    const prof = new Profiler(this.ctx, this.dispatchesPerForward + 1);
+    const enc = this.ctx.device.createCommandEncoder();
+    this.encodeForward(enc, tokens.length, startPos, prof);
+    const sp = prof.pass(enc, 'sample');
+    this.sampler.encode(sp, sampling.logprobs > 0);
+    sp.end();
+    prof.finish(enc);
+    this.ctx.device.queue.submit([enc.finish()]);
+    return prof.results();
   }
 
   private checkRange(tokens: ArrayLike<number>, startPos: number): void {

@@ -2,7 +2,7 @@
 // wraps its comlink API in a small typed object. A new worker message adds a method to WorkerEngine.
 
 import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
-import type { WorkerApi } from './worker.js';
+import type { BenchProgressEvent, Ceilings, WireBenchOptions, WorkerApi } from './worker.js';
 import {
   installWireHandlers,
   type BenchOptions,
@@ -16,7 +16,24 @@ import {
   type WorkerLoadOptions,
 } from './wire.js';
 
-export type { BenchOptions, BenchResult, EngineInfo, GenerateResult, LoadProgressEvent, ModelSource, TokenBatch, WireGenerateRequest, WorkerLoadOptions };
+export type {
+  BenchOptions,
+  BenchProgressEvent,
+  BenchResult,
+  Ceilings,
+  EngineInfo,
+  GenerateResult,
+  LoadProgressEvent,
+  ModelSource,
+  TokenBatch,
+  WireGenerateRequest,
+  WorkerLoadOptions,
+};
+
+export interface ClientBenchOptions extends WireBenchOptions {
+  /** Running rates: once after the prefill, then every few decoded tokens. */
+  onProgress?: (p: BenchProgressEvent) => void;
+}
 
 export interface ClientLoadOptions extends WorkerLoadOptions {
   onProgress?: (p: LoadProgressEvent) => void;
@@ -42,7 +59,9 @@ export interface ClientGenerateOptions {
 export interface WorkerEngine {
   load(source: ModelSource, opts?: ClientLoadOptions): Promise<EngineInfo>;
   generate(req: WireGenerateRequest, opts?: ClientGenerateOptions): Promise<GenerateResult>;
-  bench(opts: BenchOptions): Promise<BenchResult>;
+  bench(opts: ClientBenchOptions): Promise<BenchResult>;
+  /** Streaming-read (GB/s) and matmul (GFLOP/s) ceilings of the worker's adapter. */
+  ceilings(): Promise<Ceilings>;
   unload(): Promise<void>;
   info(): Promise<EngineInfo>;
   /** Stop the worker; the GPU memory it held is freed with it. */
@@ -84,7 +103,11 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
       }
     },
 
-    bench: (opts) => remote.bench(opts),
+    async bench(opts) {
+      const { onProgress, ...rest } = opts;
+      return remote.bench(rest, onProgress ? proxy((p: BenchProgressEvent) => onProgress(p)) : undefined);
+    },
+    ceilings: () => remote.ceilings(),
     unload: () => remote.unload(),
     info: () => remote.info(),
     terminate() {

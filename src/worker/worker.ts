@@ -5,6 +5,7 @@ import { expose, type ProxyMarked } from 'comlink';
 import { EngineError } from '../api/errors.js';
 import { acquireBrowserDevice, describeAdapter, type GpuContext } from '../gpu/device.js';
 import { benchModel } from '../engine/bench.js';
+import { probeCeilings, type Ceilings } from '../gpu/probes.js';
 import { generate } from '../engine/generate.js';
 import { blobSource, bufferSource, type ByteSource } from '../model/byte-source.js';
 import { loadModel, type LoadedModel } from '../model/model.js';
@@ -26,6 +27,19 @@ installWireHandlers();
 
 /** A callback living on the main thread; calls are fire-and-forget messages. */
 export type RemoteCallback<T> = ((v: T) => unknown) & ProxyMarked;
+
+/** Benchmark progress: after the prefill, then every few decoded tokens, with the running rate. */
+export interface BenchProgressEvent {
+  phase: 'prefill' | 'decode';
+  /** Tokens done in this phase. */
+  tokens: number;
+  tokensPerS: number;
+}
+
+/** bench()'s options as plain data (progress goes through the callback argument). */
+export type WireBenchOptions = Omit<BenchOptions, 'onProgress'>;
+
+export type { Ceilings };
 
 /** Streamed tokens are flushed at most this often, or when this many are waiting. */
 const FLUSH_MS = 40;
@@ -225,9 +239,24 @@ const api = {
     running.get(id)?.abort();
   },
 
-  /** Prefill and decode throughput of the loaded model (engine/bench.ts, as in Node). */
-  bench(opts: BenchOptions): Promise<BenchResult> {
-    return serial(() => benchModel(needModel(), opts));
+  /**
+   * Prefill and decode throughput of the loaded model (engine/bench.ts, as in Node); with
+   * `profile`, per-kernel GPU times too. `onProgress` gets the running rates while it runs.
+   */
+  bench(opts: WireBenchOptions, onProgress?: RemoteCallback<BenchProgressEvent>): Promise<BenchResult> {
+    return serial(() =>
+      benchModel(needModel(), {
+        promptTokens: opts.promptTokens,
+        decodeTokens: opts.decodeTokens,
+        ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+        ...(onProgress ? { onProgress: (phase, tokens, tokensPerS) => notify(onProgress, { phase, tokens, tokensPerS }) } : {}),
+      }),
+    );
+  },
+
+  /** The adapter's streaming-read and matmul ceilings from WGSL probes (gpu/probes.ts, as in Node). */
+  ceilings(): Promise<Ceilings> {
+    return serial(async () => probeCeilings(await device()));
   },
 
   /** Free the model's GPU memory; the device stays. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Attention } from '../../src/kernels/attention.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
 import { attentionRef } from '../../src/ref/attention.js';
-import { expectClose, gpu, randn, readF32, rng, TOL, validated } from './helpers.js';
+import { expectClose, gpu, randn, readF32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 interface Case {
   M: number;
@@ -30,8 +30,8 @@ const CASES: Case[] = [
 describe('attention', () => {
   for (const c of CASES) {
     const { M, startPos, numHeads, numKvHeads, headDim } = c;
-    it(`M ${M}, startPos ${startPos}, heads ${numHeads}/${numKvHeads}, headDim ${headDim}`, async () => {
-      const ctx = await gpu();
+    it.each(TUNINGS)(`M ${M}, startPos ${startPos}, heads ${numHeads}/${numKvHeads}, headDim ${headDim}, barrierFree $barrierFree`, async (tuning) => {
+      const ctx = withTuning(await gpu(), tuning);
       const r = rng(M * 7919 + startPos * 31 + numHeads * 7 + headDim);
       const seqLen = startPos + M;
       const maxPos = seqLen + 3; // cache capacity beyond the sequence

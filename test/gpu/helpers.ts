@@ -3,7 +3,7 @@
 
 import { expect } from 'vitest';
 import { acquireNodeDevice } from '../../src/gpu/device-node.js';
-import type { GpuContext } from '../../src/gpu/device.js';
+import type { GpuContext, GpuTuning } from '../../src/gpu/device.js';
 import { readBuffer } from '../../src/gpu/buffers.js';
 
 let ctxPromise: Promise<GpuContext> | null = null;
@@ -72,4 +72,17 @@ export function randn(r: () => number, n: number, scale = 1): Float32Array {
     out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * scale;
   }
   return out;
+}
+
+/**
+ * Both kernel variant sets: the GPU one (workgroup reductions) and the CPU-adapter one
+ * (barrier-free). SwiftShader picks the latter by itself; tests run both so neither goes untested.
+ */
+export const TUNINGS: readonly GpuTuning[] = [
+  { matvecThreadsPerRow: 8, barrierFree: false },
+  { matvecThreadsPerRow: 1, barrierFree: true },
+];
+
+export function withTuning(ctx: GpuContext, tuning: GpuTuning): GpuContext {
+  return { ...ctx, tuning };
 }

@@ -4,11 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import { GatherRows, Matmul, MATVEC_MAX_M, type GpuWeight } from '../../src/kernels/matmul.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
-import type { GpuContext, GpuTuning } from '../../src/gpu/device.js';
+import type { GpuContext } from '../../src/gpu/device.js';
 import { GGMLType } from '../../src/model/gguf.js';
 import { gpuLayout, quantize, repackTensor } from '../../src/model/quant.js';
 import { gatherRowsRef, matmulRef, type RefWeight } from '../../src/ref/matmul.js';
-import { expectClose, gpu, randn, readF32, rng, TOL, validated } from './helpers.js';
+import { expectClose, gpu, randn, readF32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 // K-quants need K % 256 == 0; the 32-element types also run a K that is not a multiple of 64 or 256.
 const TYPES: { name: string; type: GGMLType; Ks: number[] }[] = [
@@ -42,9 +42,8 @@ interface RunOpts {
 }
 
 /**
- * One matmul against the reference. Matvec-sized runs are repeated for both adapter tunings (one
- * thread per row as on SwiftShader, eight with a workgroup reduction as on GPUs), whichever this
- * adapter would pick.
+ * One matmul against the reference, under both adapter tunings (TUNINGS): matvec with one thread
+ * per row or eight with a workgroup reduction; prefill with register tiles or workgroup tiles.
  */
 async function runMatmul(type: GGMLType, M: number, N: number, K: number, o: RunOpts, seed: number): Promise<void> {
   const base = await gpu();
@@ -56,10 +55,8 @@ async function runMatmul(type: GGMLType, M: number, N: number, K: number, o: Run
   const y0 = randn(r, M * N);
   const want = matmulRef(w.ref, x, M, { ...(bias ? { bias } : {}), ...(o.accumulate ? { accumulate: y0 } : {}) });
   const numTokens = o.numTokens ?? M;
-  const rowsM = o.mFixed ?? numTokens;
-  const tunings: GpuTuning['matvecThreadsPerRow'][] = rowsM <= MATVEC_MAX_M ? [1, 8] : [base.tuning.matvecThreadsPerRow];
-  for (const tpr of tunings) {
-    const ctx: GpuContext = { ...base, tuning: { ...base.tuning, matvecThreadsPerRow: tpr } };
+  for (const tuning of TUNINGS) {
+    const ctx: GpuContext = withTuning(base, tuning);
     const xBuf = storageFrom(ctx.device, x, 'x');
     const yBuf = storageFrom(ctx.device, y0, 'y');
     const biasBuf = bias ? storageFrom(ctx.device, bias, 'bias') : undefined;

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { RmsNorm } from '../../src/kernels/rms-norm.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
 import { rmsNormRef } from '../../src/ref/rms-norm.js';
-import { expectClose, gpu, randn, readF32, rng, TOL, validated } from './helpers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { expectClose, gpu, randn, readF32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 const CASES = [
   { M: 1, D: 8, eps: 1e-5 },
@@ -15,7 +16,10 @@ const CASES = [
 ];
 
 async function run(M: number, D: number, eps: number, lastOnly: boolean, scale: number, seed: number): Promise<void> {
-  const ctx = await gpu();
+  for (const tuning of TUNINGS) await runWith(withTuning(await gpu(), tuning), M, D, eps, lastOnly, scale, seed);
+}
+
+async function runWith(ctx: GpuContext, M: number, D: number, eps: number, lastOnly: boolean, scale: number, seed: number): Promise<void> {
   const r = rng(seed);
   const cap = M + 1;
   const x = randn(r, cap * D, scale);
