@@ -27,6 +27,13 @@ export interface GpuTuning {
    */
   matvecThreadsPerRow: 1 | 8;
   /**
+   * Decode matvec with one subgroup per row and subgroupAdd (no barrier) — used whenever the
+   * adapter has subgroups, on GPUs and SwiftShader alike; matvecThreadsPerRow is the fallback.
+   */
+  matvecSubgroups: boolean;
+  /** Largest subgroup size the adapter may use (rows per matvec workgroup = 64 / this). */
+  subgroupMaxSize: number;
+  /**
    * Use the barrier-free variants of the kernels that reduce across threads (prefill matmul,
    * attention, RMSNorm): one thread owns a whole output tile or row. Right for CPU-backed adapters,
    * wrong for GPUs, whose variants stage through workgroup memory.
@@ -34,8 +41,13 @@ export interface GpuTuning {
   barrierFree: boolean;
 }
 
-export function tuningFor(adapter: AdapterSummary): GpuTuning {
-  return { matvecThreadsPerRow: adapter.isFallback ? 1 : 8, barrierFree: adapter.isFallback };
+export function tuningFor(adapter: AdapterSummary, features: GpuFeatures, subgroupMaxSize: number): GpuTuning {
+  return {
+    matvecThreadsPerRow: adapter.isFallback ? 1 : 8,
+    matvecSubgroups: features.subgroups && subgroupMaxSize >= 1 && subgroupMaxSize <= 64,
+    subgroupMaxSize,
+    barrierFree: adapter.isFallback,
+  };
 }
 
 export interface GpuContext {
@@ -106,7 +118,7 @@ export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | '
     limits: device.limits,
     adapter: summary,
     backend,
-    tuning: tuningFor(summary),
+    tuning: tuningFor(summary, features, (info as GPUAdapterInfo & { subgroupMaxSize?: number }).subgroupMaxSize ?? 64),
     instance: gpu,
     pipelines: new PipelineCache(device),
     lost: null,

@@ -4,6 +4,7 @@
 import add from '../../shaders/add.wgsl?raw';
 import attention from '../../shaders/attention.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
+import matmulSubgroups from '../../shaders/matmul-subgroups.wgsl?raw';
 import probe from '../../shaders/probe.wgsl?raw';
 import rmsNorm from '../../shaders/rms-norm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
@@ -14,6 +15,8 @@ export const SHADERS = {
   add,
   attention,
   matmul,
+  // matmul.wgsl plus its subgroup entry points; only compiled on adapters with `subgroups`.
+  'matmul-subgroups': `enable subgroups;\n${matmul}\n${matmulSubgroups}`,
   probe,
   'rms-norm': rmsNorm,
   rope,

@@ -45,8 +45,14 @@ export class Matmul {
     const flags = (opts.bias ? 1 : 0) | (opts.accumulate ? 2 : 0);
     this.params = uniformFrom(ctx.device, [w.K, w.N, w.scaleOffsetBytes / 4, flags, opts.mFixed ?? 0, 0, 0, 0], 'matmul.params');
     const constants = { WTYPE: w.type };
-    this.rowsPerWorkgroup = 64 / ctx.tuning.matvecThreadsPerRow;
-    this.pVec = ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_TPR: ctx.tuning.matvecThreadsPerRow });
+    if (ctx.tuning.matvecSubgroups) {
+      // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
+      this.rowsPerWorkgroup = Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize));
+      this.pVec = ctx.pipelines.get('matmul-subgroups', 'matvec_subgroup', constants);
+    } else {
+      this.rowsPerWorkgroup = 64 / ctx.tuning.matvecThreadsPerRow;
+      this.pVec = ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_TPR: ctx.tuning.matvecThreadsPerRow });
+    }
     this.barrierFree = ctx.tuning.barrierFree;
     this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_regs' : 'matmul_tiled', constants);
     // The bias binding is statically used, so something must be bound: x stands in when unused.

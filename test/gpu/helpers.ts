@@ -75,14 +75,18 @@ export function randn(r: () => number, n: number, scale = 1): Float32Array {
 }
 
 /**
- * Both kernel variant sets: the GPU one (workgroup reductions) and the CPU-adapter one
- * (barrier-free). SwiftShader picks the latter by itself; tests run both so neither goes untested.
+ * The kernel variant sets: GPU without subgroups (workgroup reductions), CPU-backed adapter
+ * without subgroups (barrier-free), and GPU with subgroups. SwiftShader picks barrier-free plus
+ * subgroups by itself; tests run all three so no variant goes untested. subgroupMaxSize 0 means
+ * "the adapter's own".
  */
 export const TUNINGS: readonly GpuTuning[] = [
-  { matvecThreadsPerRow: 8, barrierFree: false },
-  { matvecThreadsPerRow: 1, barrierFree: true },
+  { matvecThreadsPerRow: 8, matvecSubgroups: false, subgroupMaxSize: 0, barrierFree: false },
+  { matvecThreadsPerRow: 1, matvecSubgroups: false, subgroupMaxSize: 0, barrierFree: true },
+  { matvecThreadsPerRow: 8, matvecSubgroups: true, subgroupMaxSize: 0, barrierFree: false },
 ];
 
 export function withTuning(ctx: GpuContext, tuning: GpuTuning): GpuContext {
-  return { ...ctx, tuning };
+  if (tuning.matvecSubgroups && !ctx.features.subgroups) throw new Error('this adapter has no subgroups');
+  return { ...ctx, tuning: { ...tuning, subgroupMaxSize: tuning.subgroupMaxSize || ctx.tuning.subgroupMaxSize } };
 }
