@@ -15,7 +15,16 @@ fn matvec_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   var acc: array<f32, MV_MAX_M>;
   for (var m = 0u; m < MV_MAX_M; m++) { acc[m] = 0.0; }
   if (n < p.N) {
-    for (var g = lane; g < groups; g += sgs) {
+    let blocks = p.K >> 5u;
+    for (var b = lane; b < blocks; b += sgs) {
+      let w = load32(n, b);
+      for (var m = 0u; m < M; m++) {
+        let xb = (p.xRowOffset + m) * kv4 + 8u * b;
+        for (var i = 0u; i < 8u; i++) { acc[m] += dot(w[i], X[xb + i]); }
+      }
+    }
+    // A ragged tail of 8-element groups (float rows whose length is not a multiple of 32).
+    for (var g = 4u * blocks + lane; g < groups; g += sgs) {
       let w = load8(n, g);
       for (var m = 0u; m < M; m++) {
         let xb = (p.xRowOffset + m) * kv4 + 2u * g;

@@ -30,6 +30,7 @@ struct Step {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;       // [N] f32 (unused unless flags & 1)
 @group(0) @binding(5) var<uniform> step: Step;
 @group(0) @binding(6) var<storage, read> tokenIds: array<u32>;   // [M] u32 (gather_rows only)
+@group(0) @binding(7) var<storage, read> W4: array<vec4<u32>>;   // the same weight buffer, for 16-byte loads
 
 struct W8 { a: vec4<f32>, b: vec4<f32> }
 
@@ -147,6 +148,112 @@ fn load8(row: u32, g: u32) -> W8 {
   }
 }
 
+// Thirty-two consecutive weights W[row, 32 blk .. 32 blk + 31] (one quant block, or one eighth
+// of a K-quant super-block), dequantized, read with 16-byte loads. The decode matvecs use this;
+// needs K % 32 == 0 (the host falls back to load8 for a ragged tail).
+alias W32 = array<vec4<f32>, 8>;
+
+fn bytes4(w: u32) -> vec4<u32> { return (vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu); }
+fn sbytes4(w: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+fn load32(row: u32, blk: u32) -> W32 {
+  var o: W32;
+  let K = p.K;
+  switch WTYPE {
+    case 0u: { // F32: 8 x 16 bytes
+      let q = (row * K + 32u * blk) >> 2u;
+      for (var i = 0u; i < 8u; i++) { o[i] = bitcast<vec4<f32>>(W4[q + i]); }
+    }
+    case 1u: { // F16: 4 x 16 bytes
+      let q = (row * K + 32u * blk) >> 3u;
+      for (var i = 0u; i < 4u; i++) {
+        let w = W4[q + i];
+        o[2u * i] = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+        o[2u * i + 1u] = vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
+      }
+    }
+    case 2u: { // Q4_0: one 16-byte load of nibbles; element j low nibble of byte j, 16 + j high
+      let b = row * (K >> 5u) + blk;
+      let d = half_at(p.scaleOffWords * 2u + b);
+      let w = W4[b];
+      for (var i = 0u; i < 4u; i++) {
+        let by = bytes4(w[i]);
+        o[i] = (vec4<f32>(by & vec4<u32>(0xfu)) - 8.0) * d;
+        o[4u + i] = (vec4<f32>(by >> vec4<u32>(4u)) - 8.0) * d;
+      }
+    }
+    case 8u: { // Q8_0: two 16-byte loads of signed bytes
+      let b = row * (K >> 5u) + blk;
+      let d = half_at(p.scaleOffWords * 2u + b);
+      let w0 = W4[2u * b];
+      let w1 = W4[2u * b + 1u];
+      for (var i = 0u; i < 4u; i++) {
+        o[i] = sbytes4(w0[i]) * d;
+        o[4u + i] = sbytes4(w1[i]) * d;
+      }
+    }
+    case 12u: { // Q4_K: sub-block s of a 144-byte super-block; 32 nibbles in two 16-byte loads
+      let sb = row * (K >> 8u) + (blk >> 3u);
+      let s = blk & 7u;
+      let base = 36u * sb;
+      let dd = unpack2x16float(W[base]);
+      let s0 = W[base + 1u];
+      let s1 = W[base + 2u];
+      let s2 = W[base + 3u];
+      var sc: u32;
+      var mn: u32;
+      if (s < 4u) {
+        sc = byte_of(s0, s) & 63u;
+        mn = byte_of(s1, s) & 63u;
+      } else {
+        let hi = byte_of(s2, s - 4u);
+        sc = (hi & 0xfu) | ((byte_of(s0, s - 4u) >> 6u) << 4u);
+        mn = (hi >> 4u) | ((byte_of(s1, s - 4u) >> 6u) << 4u);
+      }
+      let dl = dd.x * f32(sc);
+      let ml = dd.y * f32(mn);
+      let q = (base + 4u + 8u * (s >> 1u)) >> 2u;
+      let sh = vec4<u32>(4u * (s & 1u));
+      let w0 = W4[q];
+      let w1 = W4[q + 1u];
+      for (var i = 0u; i < 4u; i++) {
+        o[i] = vec4<f32>((bytes4(w0[i]) >> sh) & vec4<u32>(0xfu)) * dl - ml;
+        o[4u + i] = vec4<f32>((bytes4(w1[i]) >> sh) & vec4<u32>(0xfu)) * dl - ml;
+      }
+    }
+    case 14u: { // Q6_K: quarter qd of half n of a 208-byte block; low 4 bits from ql, high 2 from qh
+      let b = row * (K >> 8u) + (blk >> 3u);
+      let s = blk & 7u;
+      let n = s >> 2u;
+      let qd = s & 3u;
+      let base = 52u * b;
+      let d = half_at(p.scaleOffWords * 2u + b);
+      let scIdx = n * 8u + 2u * qd; // scale of elements 0..15; +1 for 16..31
+      let sc0 = d * sbyte_of(W[base + 48u + (scIdx >> 2u)], scIdx & 3u);
+      let sc1 = d * sbyte_of(W[base + 48u + ((scIdx + 1u) >> 2u)], (scIdx + 1u) & 3u);
+      let lq = (base + ((n * 64u + (qd & 1u) * 32u) >> 2u)) >> 2u;
+      let hq = (base + 32u + ((n * 32u) >> 2u)) >> 2u;
+      let nsh = select(0u, 4u, qd >= 2u);
+      let hsh = 2u * qd;
+      for (var h = 0u; h < 2u; h++) {
+        let l4 = W4[lq + h];
+        let h4 = W4[hq + h];
+        for (var i = 0u; i < 4u; i++) {
+          let packed = ((l4[i] >> nsh) & 0x0f0f0f0fu) | (((h4[i] >> hsh) & 0x03030303u) << 4u);
+          let scale = select(sc1, sc0, h == 0u);
+          o[4u * h + i] = (vec4<f32>(bytes4(packed)) - 32.0) * scale;
+        }
+      }
+    }
+    default: {
+      for (var i = 0u; i < 8u; i++) { o[i] = vec4<f32>(0.0); }
+    }
+  }
+  return o;
+}
+
 fn num_rows_m() -> u32 {
   return select(step.numTokens, p.mFixed, p.mFixed != 0u);
 }
@@ -175,8 +282,18 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let groups = p.K >> 3u;
   let kv4 = p.K >> 2u;
   var acc: array<f32, MV_MAX_M>;
+  for (var m = 0u; m < MV_MAX_M; m++) { acc[m] = 0.0; }
   if (n < p.N) {
-    for (var g = lane; g < groups; g += MV_TPR) {
+    let blocks = p.K >> 5u;
+    for (var b = lane; b < blocks; b += MV_TPR) {
+      let w = load32(n, b);
+      for (var m = 0u; m < M; m++) {
+        let xb = (p.xRowOffset + m) * kv4 + 8u * b;
+        for (var i = 0u; i < 8u; i++) { acc[m] += dot(w[i], X[xb + i]); }
+      }
+    }
+    // A ragged tail of 8-element groups (float rows whose length is not a multiple of 32).
+    for (var g = 4u * blocks + lane; g < groups; g += MV_TPR) {
       let w = load8(n, g);
       for (var m = 0u; m < M; m++) {
         let xb = (p.xRowOffset + m) * kv4 + 2u * g;

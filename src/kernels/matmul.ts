@@ -66,6 +66,8 @@ export class Matmul {
           { binding: 3, resource: { buffer: this.params } },
           { binding: 4, resource: { buffer: opts.bias ?? x } },
           { binding: 5, resource: { buffer: step } },
+          // The matvecs also read the weight as vec4s (load32); the prefill kernels do not.
+          ...(p === this.pVec ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
         ],
       });
     this.bgVec = bindGroup(this.pVec);

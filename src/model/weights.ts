@@ -139,7 +139,8 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
       } else {
         const ti = GGML_TYPES.get(info.type)!;
         const layout = gpuLayout(info.type, info.numElems);
-        const buf = ctx.device.createBuffer({ label: info.name, size: Math.max(16, layout.sizeBytes), usage: 0x0080 | 0x0008 });
+        // Rounded to 16 bytes: the matmul kernels also read weights as array<vec4<u32>>.
+        const buf = ctx.device.createBuffer({ label: info.name, size: Math.ceil(Math.max(16, layout.sizeBytes) / 16) * 16, usage: 0x0080 | 0x0008 });
         buffers.push(buf);
         gpuBytes += buf.size;
         const totalBlocks = info.numElems / ti.blockElems;
