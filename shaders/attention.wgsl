@@ -7,15 +7,21 @@ struct Params {
   numKvHeads: u32,
   headDim: u32,
   scale: f32, // 1 / sqrt(headDim)
+  qStride: u32, // row stride of Q in elements (0: numHeads * headDim; a fused qkv row is wider)
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
 }
 struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
 
-@group(0) @binding(0) var<storage, read> Q: array<f32>;          // [M, numHeads, headDim] f32
+@group(0) @binding(0) var<storage, read> Q: array<f32>;          // [M, qStride] f32, head h at h * headDim
 @group(0) @binding(1) var<storage, read> Kc: array<f32>;         // [maxPos, numKvHeads, headDim] f32
 @group(0) @binding(2) var<storage, read> Vc: array<f32>;         // [maxPos, numKvHeads, headDim] f32
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;    // [M, numHeads, headDim] f32
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> step: Step;
+
+fn q_stride() -> u32 { return select(p.numHeads * p.headDim, p.qStride, p.qStride != 0u); }
 
 const WG: u32 = 64u;
 const MAX_HD: u32 = 256u;
@@ -30,7 +36,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (m >= step.numTokens) { return; }
   let hd = p.headDim;
   let kvh = h / (p.numHeads / p.numKvHeads);
-  let qb = (m * p.numHeads + h) * hd;
+  let qb = m * q_stride() + h * hd;
+  let ob = (m * p.numHeads + h) * hd;
   for (var d = t; d < hd; d += WG) { qs[d] = Q[qb + d] * p.scale; }
   workgroupBarrier();
 
@@ -75,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   for (var i = 0u; i < 4u; i++) {
     let d = t + WG * i;
-    if (d < hd) { O[qb + d] = acc[i] / runSum; }
+    if (d < hd) { O[ob + d] = acc[i] / runSum; }
   }
 }
 
@@ -89,7 +96,8 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   let m = idx / p.numHeads;
   let hd = p.headDim;
   let kvh = h / (p.numHeads / p.numKvHeads);
-  let qb = (m * p.numHeads + h) * hd;
+  let qb = m * q_stride() + h * hd;
+  let ob = (m * p.numHeads + h) * hd;
   let kvStride = p.numKvHeads * hd;
   let nKeys = step.startPos + m + 1u;
   var o: array<f32, MAX_HD>;
@@ -108,5 +116,5 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     for (var d = 0u; d < hd; d++) { o[d] = o[d] * corr + pj * Vc[kb + d]; }
     runMax = newMax;
   }
-  for (var d = 0u; d < hd; d++) { O[qb + d] = o[d] / runSum; }
+  for (var d = 0u; d < hd; d++) { O[ob + d] = o[d] / runSum; }
 }

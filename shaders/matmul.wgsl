@@ -1,4 +1,5 @@
-// Matmul against quantized weights: Y[m, n] = sum_k W[n, k] * X[m, k] (+ bias[n]) (+ Y[m, n]).
+// Matmul against quantized weights: Y[m, n] = sum_k W[n, k] * X[m, k] (+ bias[n]) (+ Y[m, n]),
+// Y optionally a column range of a wider row (yStride, yOffset).
 // Weights stay in their GPU layout (src/model/quant.ts gpuLayout) and are dequantized in load8().
 // One entry point per shape of work: `matvec` (few rows of X), `matmul_tiled` (prefill), and
 // `gather_rows` (embedding lookup: a row of W per token id). The weight type is an override.
@@ -12,8 +13,8 @@ struct Params {
   flags: u32,         // bit 0: add bias, bit 1: accumulate into Y
   mFixed: u32,        // when non-zero, M = mFixed instead of the step's token count
   xRowOffset: u32,    // first row of X to read (lm_head reads only the last token)
-  _pad0: u32,
-  _pad1: u32,
+  yStride: u32,       // row stride of Y in elements (0: N), so several matmuls can fill one wide row
+  yOffset: u32,       // first column of Y this matmul writes
 }
 
 struct Step {
@@ -27,7 +28,7 @@ struct Step {
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;    // [M, K] f32
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;    // [M, N] f32
 @group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;       // [N] f32 (unused unless flags & 1)
+@group(0) @binding(4) var<storage, read> bias: array<f32>;       // [yOffset + N] f32 (unused unless flags & 1)
 @group(0) @binding(5) var<uniform> step: Step;
 @group(0) @binding(6) var<storage, read> tokenIds: array<u32>;   // [M] u32 (gather_rows only)
 @group(0) @binding(7) var<storage, read> W4: array<vec4<u32>>;   // the same weight buffer, for 16-byte loads
@@ -260,8 +261,9 @@ fn num_rows_m() -> u32 {
 
 fn store(m: u32, n: u32, acc: f32) {
   var v = acc;
-  if ((p.flags & 1u) != 0u) { v += bias[n]; }
-  let o = m * p.N + n;
+  // The bias is laid out like Y's row: a part at yOffset reads its slice of a concatenated bias.
+  if ((p.flags & 1u) != 0u) { v += bias[p.yOffset + n]; }
+  let o = m * select(p.N, p.yStride, p.yStride != 0u) + p.yOffset + n;
   if ((p.flags & 2u) != 0u) { v += Y[o]; }
   Y[o] = v;
 }

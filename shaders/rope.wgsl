@@ -41,3 +41,86 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   X[a] = x0 * cs.x - x1 * cs.y;
   X[b] = x0 * cs.y + x1 * cs.x;
 }
+
+// Fused form for a qkv row [q heads | k heads | v heads] per token (one matmul wrote it): rotates
+// the q heads in place, writes the rotated k heads and the v heads into the KV cache rows at
+// startPos + m. One dispatch instead of two RoPEs and two copies; the cache is written once.
+struct QkvParams {
+  numHeads: u32,
+  numKvHeads: u32,
+  headDim: u32,
+  ropeDim: u32,
+  neox: u32,
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
+}
+@group(0) @binding(4) var<storage, read_write> QKV: array<f32>;  // [M, (numHeads + 2 numKvHeads) * headDim] f32
+@group(0) @binding(5) var<uniform> qp: QkvParams;
+@group(0) @binding(6) var<storage, read_write> Kc: array<f32>;   // [maxPos, numKvHeads, headDim] f32
+@group(0) @binding(7) var<storage, read_write> Vc: array<f32>;   // [maxPos, numKvHeads, headDim] f32
+
+// Rotated element d of a head whose row starts at `base`, at `pos` (d >= ropeDim passes through).
+fn rotated(base: u32, d: u32, pos: u32) -> f32 {
+  let half = qp.ropeDim / 2u;
+  if (d >= qp.ropeDim) { return QKV[base + d]; }
+  var i: u32;
+  var first: bool;
+  if (qp.neox != 0u) {
+    i = d % half;
+    first = d < half;
+  } else {
+    i = d / 2u;
+    first = (d & 1u) == 0u;
+  }
+  let cs = cosSin[pos * half + i];
+  let a = select(base + d - select(1u, half, qp.neox != 0u), base + d, first);
+  let b = select(base + d, base + d + select(1u, half, qp.neox != 0u), first);
+  let x0 = QKV[a];
+  let x1 = QKV[b];
+  return select(x0 * cs.y + x1 * cs.x, x0 * cs.x - x1 * cs.y, first);
+}
+
+@compute @workgroup_size(64)
+fn rope_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let hd = qp.headDim;
+  let half = qp.ropeDim / 2u;
+  let qPairs = qp.numHeads * half;
+  let kvElems = qp.numKvHeads * hd;
+  let perToken = qPairs + 2u * kvElems;
+  let idx = gid.y * nwg.x * 64u + gid.x;
+  if (idx >= step.numTokens * perToken) { return; }
+  let m = idx / perToken;
+  let j = idx % perToken;
+  let pos = step.startPos + m;
+  let row = m * (qp.numHeads + 2u * qp.numKvHeads) * hd;
+  let cacheRow = pos * kvElems;
+  if (j < qPairs) {
+    // q: one thread per rotated pair, in place
+    let h = j / half;
+    let i = j % half;
+    let base = row + h * hd;
+    var a: u32;
+    var b: u32;
+    if (qp.neox != 0u) {
+      a = base + i;
+      b = base + i + half;
+    } else {
+      a = base + 2u * i;
+      b = a + 1u;
+    }
+    let cs = cosSin[pos * half + i];
+    let x0 = QKV[a];
+    let x1 = QKV[b];
+    QKV[a] = x0 * cs.x - x1 * cs.y;
+    QKV[b] = x0 * cs.y + x1 * cs.x;
+  } else if (j < qPairs + kvElems) {
+    // k: one thread per element, rotated into the cache (the qkv row is only read)
+    let e = j - qPairs;
+    let base = row + qp.numHeads * hd + (e / hd) * hd;
+    Kc[cacheRow + e] = rotated(base, e % hd, pos);
+  } else {
+    let e = j - qPairs - kvElems;
+    Vc[cacheRow + e] = QKV[row + (qp.numHeads + qp.numKvHeads) * hd + e];
+  }
+}

@@ -16,3 +16,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let g = G[i];
   G[i] = g / (1.0 + exp(-g)) * U[i];
 }
+
+// Fused form for a [gate | up] row per token (one matmul wrote both): Out[m, i] =
+// silu(GU[m, i]) * GU[m, FF + i].
+@group(0) @binding(4) var<storage, read> GU: array<f32>;          // [M, 2 FF] f32
+@group(0) @binding(5) var<storage, read_write> Out: array<f32>;   // [M, FF] f32
+
+@compute @workgroup_size(64)
+fn swiglu_split(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.y * nwg.x * 64u + gid.x;
+  if (i >= step.numTokens * p.FF) { return; }
+  let m = i / p.FF;
+  let c = i % p.FF;
+  let g = GU[m * 2u * p.FF + c];
+  Out[i] = g / (1.0 + exp(-g)) * GU[m * 2u * p.FF + p.FF + c];
+}

@@ -33,7 +33,7 @@ export interface BenchResult {
 /** Bytes and multiply-adds of the matrices one token passes through. */
 export function modelCost(model: LoadedModel): { bytes: number; flops: number } {
   const mats: GpuWeight[] = [model.weights.output];
-  for (const l of model.weights.layers) mats.push(l.q, l.k, l.v, l.o, l.gate, l.up, l.down);
+  for (const l of model.weights.layers) mats.push(...l.qkv.map((p) => p.w), l.o, ...l.gateUp.map((p) => p.w), l.down);
   return {
     bytes: mats.reduce((a, w) => a + w.buffer.size, 0),
     flops: mats.reduce((a, w) => a + 2 * w.N * w.K, 0),

@@ -18,8 +18,10 @@ export class Attention {
     private readonly numHeads: number,
     numKvHeads: number,
     headDim: number,
+    /** Row stride of Q in elements (default numHeads * headDim; a fused qkv row is wider). */
+    qStride = 0,
   ) {
-    const params = uniformFrom(ctx.device, [numHeads, numKvHeads, headDim, { f: 1 / Math.sqrt(headDim) }], 'attention.params');
+    const params = uniformFrom(ctx.device, [numHeads, numKvHeads, headDim, { f: 1 / Math.sqrt(headDim) }, qStride, 0, 0, 0], 'attention.params');
     this.barrierFree = ctx.tuning.barrierFree;
     this.pipeline = ctx.pipelines.get('attention', this.barrierFree ? 'attend_rows' : 'main');
     this.bg = ctx.device.createBindGroup({

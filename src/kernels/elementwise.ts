@@ -49,3 +49,34 @@ export class Add extends Elementwise {
     super(ctx, 'add', y, a, step, D);
   }
 }
+
+/** out[m, i] = silu(gu[m, i]) * gu[m, FF + i] for a [gate | up] row per token. */
+export class SwiGluSplit {
+  private readonly bg: GPUBindGroup;
+  private readonly pipeline: GPUComputePipeline;
+  constructor(
+    ctx: GpuContext,
+    gu: GPUBuffer,
+    out: GPUBuffer,
+    step: GPUBuffer,
+    private readonly FF: number,
+  ) {
+    const params = uniformFrom(ctx.device, [FF, 0, 0, 0], 'swiglu-split.params');
+    this.pipeline = ctx.pipelines.get('swiglu', 'swiglu_split');
+    this.bg = ctx.device.createBindGroup({
+      layout: this.pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 2, resource: { buffer: params } },
+        { binding: 3, resource: { buffer: step } },
+        { binding: 4, resource: { buffer: gu } },
+        { binding: 5, resource: { buffer: out } },
+      ],
+    });
+  }
+  encode(pass: GPUComputePassEncoder, numTokens: number): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, this.bg);
+    const [gx, gy] = grid(Math.ceil((numTokens * this.FF) / 64));
+    pass.dispatchWorkgroups(gx, gy);
+  }
+}

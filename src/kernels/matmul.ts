@@ -23,6 +23,9 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /** Fixed row count of X (otherwise the step's token count). */
   mFixed?: number;
+  /** Row stride of Y in elements (default N): this matmul fills columns [yOffset, yOffset + N). */
+  yStride?: number;
+  yOffset?: number;
 }
 
 export class Matmul {
@@ -43,7 +46,11 @@ export class Matmul {
     readonly opts: MatmulOptions = {},
   ) {
     const flags = (opts.bias ? 1 : 0) | (opts.accumulate ? 2 : 0);
-    this.params = uniformFrom(ctx.device, [w.K, w.N, w.scaleOffsetBytes / 4, flags, opts.mFixed ?? 0, 0, 0, 0], 'matmul.params');
+    this.params = uniformFrom(
+      ctx.device,
+      [w.K, w.N, w.scaleOffsetBytes / 4, flags, opts.mFixed ?? 0, 0, opts.yStride ?? 0, opts.yOffset ?? 0],
+      'matmul.params',
+    );
     const constants = { WTYPE: w.type };
     if (ctx.tuning.matvecSubgroups) {
       // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.

@@ -64,3 +64,46 @@ export class Rope {
     pass.dispatchWorkgroups(gx, gy);
   }
 }
+
+/**
+ * Fused RoPE and KV-cache write for a qkv row per token ([q heads | k heads | v heads]): q is
+ * rotated in place, rotated k and plain v go to the cache rows at startPos.
+ */
+export class RopeQkv {
+  private readonly bg: GPUBindGroup;
+  private readonly pipeline: GPUComputePipeline;
+  private readonly perToken: number;
+  constructor(
+    ctx: GpuContext,
+    qkv: GPUBuffer,
+    table: GPUBuffer,
+    step: GPUBuffer,
+    kCache: GPUBuffer,
+    vCache: GPUBuffer,
+    numHeads: number,
+    numKvHeads: number,
+    headDim: number,
+    cfg: RopeConfig,
+  ) {
+    const params = uniformFrom(ctx.device, [numHeads, numKvHeads, headDim, cfg.ropeDim, cfg.neox ? 1 : 0, 0, 0, 0], 'rope-qkv.params');
+    this.perToken = numHeads * (cfg.ropeDim / 2) + 2 * numKvHeads * headDim;
+    this.pipeline = ctx.pipelines.get('rope', 'rope_qkv');
+    this.bg = ctx.device.createBindGroup({
+      layout: this.pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 1, resource: { buffer: table } },
+        { binding: 3, resource: { buffer: step } },
+        { binding: 4, resource: { buffer: qkv } },
+        { binding: 5, resource: { buffer: params } },
+        { binding: 6, resource: { buffer: kCache } },
+        { binding: 7, resource: { buffer: vCache } },
+      ],
+    });
+  }
+  encode(pass: GPUComputePassEncoder, numTokens: number): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, this.bg);
+    const [gx, gy] = grid(Math.ceil((numTokens * this.perToken) / 64));
+    pass.dispatchWorkgroups(gx, gy);
+  }
+}

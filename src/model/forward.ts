@@ -6,14 +6,14 @@ import { EngineError } from '../api/errors.js';
 import { checkDevice, type GpuContext } from '../gpu/device.js';
 import { COPY_DST, MAP_READ, StepUniform, storageBuffer } from '../gpu/buffers.js';
 import { Attention } from '../kernels/attention.js';
-import { SwiGlu } from '../kernels/elementwise.js';
+import { SwiGluSplit } from '../kernels/elementwise.js';
 import { GatherRows, Matmul } from '../kernels/matmul.js';
 import { RmsNorm } from '../kernels/rms-norm.js';
-import { Rope, ropeTableBuffer } from '../kernels/rope.js';
+import { RopeQkv, ropeTableBuffer } from '../kernels/rope.js';
 import { SAMPLE_OUT_WORDS, Sampler, type SamplingParams } from '../kernels/sample.js';
 import { Profiler } from '../gpu/timing.js';
 import type { ModelConfig } from './config.js';
-import type { ModelWeights } from './weights.js';
+import type { MatmulPart, ModelWeights } from './weights.js';
 
 export interface RunnerOptions {
   /** KV cache length in tokens. */
@@ -30,20 +30,15 @@ export interface StepResult {
 
 interface Layer {
   attnNorm: RmsNorm;
-  q: Matmul;
-  k: Matmul;
-  v: Matmul;
-  ropeQ: Rope;
-  ropeK: Rope;
+  /** One matmul when q|k|v share a type, else three writing their columns of the qkv row. */
+  qkv: Matmul[];
+  ropeQkv: RopeQkv;
   attn: Attention;
   o: Matmul;
   ffnNorm: RmsNorm;
-  gate: Matmul;
-  up: Matmul;
-  swiglu: SwiGlu;
+  gateUp: Matmul[];
+  swiglu: SwiGluSplit;
   down: Matmul;
-  kCache: GPUBuffer;
-  vCache: GPUBuffer;
 }
 
 export class ModelRunner {
@@ -57,8 +52,6 @@ export class ModelRunner {
   private readonly finalNorm: RmsNorm;
   private readonly lmHead: Matmul;
   private readonly sampler: Sampler;
-  private readonly k: GPUBuffer;
-  private readonly v: GPUBuffer;
   private readonly buffers: GPUBuffer[] = [];
   /** Bytes of GPU memory for activations and the KV cache. */
   readonly runtimeBytes: number;
@@ -81,12 +74,11 @@ export class ModelRunner {
     this.tokenIds = buf(B, 'tokenIds'); // [B] u32
     const x = buf(B * D, 'x'); // [B, D] f32 residual stream
     const xn = buf(B * D, 'xn'); // [B, D] f32 normed
-    const q = buf(B * H * HD, 'q'); // [B, H, HD] f32
-    this.k = buf(B * KVH * HD, 'k'); // [B, KVH, HD] f32
-    this.v = buf(B * KVH * HD, 'v'); // [B, KVH, HD] f32
+    const qkvWidth = (H + 2 * KVH) * HD;
+    const qkv = buf(B * qkvWidth, 'qkv'); // [B, (H + 2 KVH) * HD] f32: q heads | k heads | v heads
     const attnOut = buf(B * H * HD, 'attnOut'); // [B, H, HD] f32
-    const gate = buf(B * FF, 'gate'); // [B, FF] f32
-    const up = buf(B * FF, 'up'); // [B, FF] f32
+    const gu = buf(B * 2 * FF, 'gateUp'); // [B, 2 FF] f32: gate | up
+    const act = buf(B * FF, 'act'); // [B, FF] f32
     this.logits = buf(V, 'logits'); // [V] f32
     this.sampleOut = buf(SAMPLE_OUT_WORDS, 'sampleOut'); // [2 + 2 * 32] u32
     this.staging = dev.createBuffer({ label: 'staging', size: SAMPLE_OUT_WORDS * 4, usage: MAP_READ | COPY_DST });
@@ -102,22 +94,18 @@ export class ModelRunner {
     this.layers = w.layers.map((lw, i) => {
       const kCache = buf(opts.maxContext * KVH * HD, `kCache.${i}`); // [maxContext, KVH, HD] f32
       const vCache = buf(opts.maxContext * KVH * HD, `vCache.${i}`); // [maxContext, KVH, HD] f32
+      const into = (out: GPUBuffer, width: number) => (part: MatmulPart) =>
+        new Matmul(ctx, part.w, xn, out, s, { yStride: width, yOffset: part.col, ...(part.bias ? { bias: part.bias } : {}) });
       return {
         attnNorm: new RmsNorm(ctx, x, lw.attnNorm, xn, s, D, cfg.rmsEps),
-        q: new Matmul(ctx, lw.q, xn, q, s, lw.qBias ? { bias: lw.qBias } : {}),
-        k: new Matmul(ctx, lw.k, xn, this.k, s, lw.kBias ? { bias: lw.kBias } : {}),
-        v: new Matmul(ctx, lw.v, xn, this.v, s, lw.vBias ? { bias: lw.vBias } : {}),
-        ropeQ: new Rope(ctx, q, rope, s, H, HD, ropeCfg),
-        ropeK: new Rope(ctx, this.k, rope, s, KVH, HD, ropeCfg),
-        attn: new Attention(ctx, q, kCache, vCache, attnOut, s, H, KVH, HD),
+        qkv: lw.qkv.map(into(qkv, qkvWidth)),
+        ropeQkv: new RopeQkv(ctx, qkv, rope, s, kCache, vCache, H, KVH, HD, ropeCfg),
+        attn: new Attention(ctx, qkv, kCache, vCache, attnOut, s, H, KVH, HD, qkvWidth),
         o: new Matmul(ctx, lw.o, attnOut, x, s, { accumulate: true }),
         ffnNorm: new RmsNorm(ctx, x, lw.ffnNorm, xn, s, D, cfg.rmsEps),
-        gate: new Matmul(ctx, lw.gate, xn, gate, s),
-        up: new Matmul(ctx, lw.up, xn, up, s),
-        swiglu: new SwiGlu(ctx, gate, up, s, FF),
-        down: new Matmul(ctx, lw.down, gate, x, s, { accumulate: true }),
-        kCache,
-        vCache,
+        gateUp: lw.gateUp.map(into(gu, 2 * FF)),
+        swiglu: new SwiGluSplit(ctx, gu, act, s, FF),
+        down: new Matmul(ctx, lw.down, act, x, s, { accumulate: true }),
       };
     });
     this.finalNorm = new RmsNorm(ctx, x, w.outputNorm, xn, s, D, cfg.rmsEps, true);
@@ -131,52 +119,37 @@ export class ModelRunner {
    * With a profiler, every dispatch gets its own timestamped pass, labelled by kernel class.
    */
   private encodeForward(enc: GPUCommandEncoder, n: number, startPos: number, prof?: Profiler): void {
-    const kvRow = this.cfg.numKvHeads * this.cfg.headDim * 4;
-    type Op = [label: string, run: (pass: GPUComputePassEncoder) => void] | ((enc: GPUCommandEncoder) => void);
-    const ops: Op[] = [['embed', (p) => this.embed.encode(p, n)]];
+    void startPos; // every kernel reads the position from the step uniform
+    const ops: [label: string, run: (pass: GPUComputePassEncoder) => void][] = [['embed', (p) => this.embed.encode(p, n)]];
     for (const L of this.layers) {
+      ops.push(['rms_norm', (p) => L.attnNorm.encode(p, n)]);
+      for (const m of L.qkv) ops.push(['matmul_qkv', (p) => m.encode(p, n)]);
       ops.push(
-        ['rms_norm', (p) => L.attnNorm.encode(p, n)],
-        ['matmul_qkv', (p) => L.q.encode(p, n)],
-        ['matmul_qkv', (p) => L.k.encode(p, n)],
-        ['matmul_qkv', (p) => L.v.encode(p, n)],
-        ['rope', (p) => L.ropeQ.encode(p, n)],
-        ['rope', (p) => L.ropeK.encode(p, n)],
-        (e) => {
-          e.copyBufferToBuffer(this.k, 0, L.kCache, startPos * kvRow, n * kvRow);
-          e.copyBufferToBuffer(this.v, 0, L.vCache, startPos * kvRow, n * kvRow);
-        },
+        ['rope_kv_store', (p) => L.ropeQkv.encode(p, n)],
         ['attention', (p) => L.attn.encode(p, n)],
         ['matmul_o', (p) => L.o.encode(p, n)],
         ['rms_norm', (p) => L.ffnNorm.encode(p, n)],
-        ['matmul_gate_up', (p) => L.gate.encode(p, n)],
-        ['matmul_gate_up', (p) => L.up.encode(p, n)],
-        ['swiglu', (p) => L.swiglu.encode(p, n)],
-        ['matmul_down', (p) => L.down.encode(p, n)],
       );
+      for (const m of L.gateUp) ops.push(['matmul_gate_up', (p) => m.encode(p, n)]);
+      ops.push(['swiglu', (p) => L.swiglu.encode(p, n)], ['matmul_down', (p) => L.down.encode(p, n)]);
     }
     ops.push(['rms_norm', (p) => this.finalNorm.encode(p, n)], ['lm_head', (p) => this.lmHead.encode(p, 1)]);
-    let pass: GPUComputePassEncoder | null = null;
-    for (const op of ops) {
-      if (typeof op === 'function') {
-        pass?.end();
-        pass = null;
-        op(enc);
-      } else if (prof) {
-        const tp = prof.pass(enc, op[0]);
-        op[1](tp);
+    if (prof) {
+      for (const [label, run] of ops) {
+        const tp = prof.pass(enc, label);
+        run(tp);
         tp.end();
-      } else {
-        pass ??= enc.beginComputePass();
-        op[1](pass);
       }
+      return;
     }
-    pass?.end();
+    const pass = enc.beginComputePass();
+    for (const [, run] of ops) run(pass);
+    pass.end();
   }
 
   /** Dispatches in one forward pass (for sizing a profiler). */
   get dispatchesPerForward(): number {
-    return 3 + 13 * this.layers.length;
+    return 3 + this.layers.reduce((a, L) => a + 7 + L.qkv.length + L.gateUp.length, 0);
   }
 
   /**

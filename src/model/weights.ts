@@ -1,6 +1,7 @@
 // Streams GGUF tensors into GPU buffers in their GPU layout (quantized weights stay quantized),
 // a chunk of whole blocks at a time, so no second full copy of the model sits in the JS heap.
-// A new tensor role goes into layerTensorNames() and LayerWeights.
+// Same-typed q|k|v and gate|up are stacked into one weight each. A new tensor role goes into
+// the plan in loadWeights() and into LayerWeights.
 
 import { EngineError } from '../api/errors.js';
 import type { GpuContext } from '../gpu/device.js';
@@ -11,18 +12,21 @@ import type { ModelConfig } from './config.js';
 import { GGML_TYPES, GGMLType, type GGUFFile, type GGUFTensorInfo } from './gguf.js';
 import { dequantize, gpuLayout, repackBlocks, repackChunkBlocks } from './quant.js';
 
+/** One matmul filling columns [col, col + w.N) of a wider output row. */
+export interface MatmulPart {
+  w: GpuWeight;
+  col: number;
+  bias?: GPUBuffer;
+}
+
 export interface LayerWeights {
   attnNorm: GPUBuffer;
-  q: GpuWeight;
-  k: GpuWeight;
-  v: GpuWeight;
+  /** Q, K and V rows in one weight when they share a type (one dispatch), else three parts. */
+  qkv: MatmulPart[];
   o: GpuWeight;
-  qBias?: GPUBuffer;
-  kBias?: GPUBuffer;
-  vBias?: GPUBuffer;
   ffnNorm: GPUBuffer;
-  gate: GpuWeight;
-  up: GpuWeight;
+  /** Gate and up rows in one weight when they share a type, else two parts. */
+  gateUp: MatmulPart[];
   down: GpuWeight;
 }
 
@@ -59,16 +63,32 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
     return t;
   };
   const { dModel: D, ffDim: FF, numHeads: H, numKvHeads: KVH, headDim: HD, vocabSize: V } = cfg;
-  const plan: { info: GGUFTensorInfo; kind: 'matrix' | 'vector' }[] = [];
+  // A plan entry is one GPU buffer: a single tensor, or several same-typed matrices stacked by
+  // rows (q|k|v, gate|up) so one dispatch computes them all, or biases concatenated to match.
+  interface Entry {
+    key: string;
+    infos: GGUFTensorInfo[];
+    kind: 'matrix' | 'vector';
+  }
+  const plan: Entry[] = [];
   const mat = (name: string, K: number, N: number): GGUFTensorInfo => {
     const t = need(name, [K, N]);
-    plan.push({ info: t, kind: 'matrix' });
+    plan.push({ key: name, infos: [t], kind: 'matrix' });
     return t;
   };
   const vec = (name: string, n: number): GGUFTensorInfo => {
     const t = need(name, [n]);
-    plan.push({ info: t, kind: 'vector' });
+    plan.push({ key: name, infos: [t], kind: 'vector' });
     return t;
+  };
+  /** Stack matrices into one entry when their types match and chunked repacking allows it. */
+  const stack = (key: string, parts: [string, number, number][]): void => {
+    const infos = parts.map(([n, K, N]) => need(n, [K, N]));
+    const t0 = infos[0]!.type;
+    const info = GGML_TYPES.get(t0);
+    const stackable = info?.supported === true && infos.every((t) => t.type === t0 && (t.numElems / info.blockElems) % repackChunkBlocks(t0) === 0);
+    if (stackable) plan.push({ key, infos, kind: 'matrix' });
+    else for (const t of infos) plan.push({ key: t.name, infos: [t], kind: 'matrix' });
   };
 
   // Validate every tensor before allocating anything.
@@ -78,18 +98,23 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
   for (let i = 0; i < cfg.numLayers; i++) {
     const b = `blk.${i}.`;
     vec(b + 'attn_norm.weight', D);
-    mat(b + 'attn_q.weight', D, H * HD);
-    mat(b + 'attn_k.weight', D, KVH * HD);
-    mat(b + 'attn_v.weight', D, KVH * HD);
+    stack(b + 'qkv', [
+      [b + 'attn_q.weight', D, H * HD],
+      [b + 'attn_k.weight', D, KVH * HD],
+      [b + 'attn_v.weight', D, KVH * HD],
+    ]);
     mat(b + 'attn_output.weight', H * HD, D);
-    if (cfg.qkvBias) {
-      vec(b + 'attn_q.bias', H * HD);
-      vec(b + 'attn_k.bias', KVH * HD);
-      vec(b + 'attn_v.bias', KVH * HD);
-    }
+    if (cfg.qkvBias)
+      plan.push({
+        key: b + 'qkv.bias',
+        infos: [need(b + 'attn_q.bias', [H * HD]), need(b + 'attn_k.bias', [KVH * HD]), need(b + 'attn_v.bias', [KVH * HD])],
+        kind: 'vector',
+      });
     vec(b + 'ffn_norm.weight', D);
-    mat(b + 'ffn_gate.weight', D, FF);
-    mat(b + 'ffn_up.weight', D, FF);
+    stack(b + 'gate_up', [
+      [b + 'ffn_gate.weight', D, FF],
+      [b + 'ffn_up.weight', D, FF],
+    ]);
     mat(b + 'ffn_down.weight', FF, D);
   }
   const ropeFreqsInfo = byName.get('rope_freqs.weight');
@@ -97,26 +122,27 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
 
   const maxBinding = ctx.limits.maxStorageBufferBindingSize;
   let totalBytes = 0;
-  for (const { info, kind } of plan) {
-    const ti = GGML_TYPES.get(info.type);
-    if (!ti?.supported)
-      throw new EngineError(
-        'UNSUPPORTED_TENSOR_TYPE',
-        `Tensor '${info.name}' at byte offset ${info.fileOffset} is ${ti?.name ?? `type ${info.type}`}; hearth reads F32, F16, Q4_0, Q8_0, Q4_K and Q6_K. Re-quantize the model to one of those (a Q4_K_M file works).`,
-        { tensor: info.name, type: ti?.name ?? info.type, offset: info.fileOffset },
-      );
-    if (kind === 'matrix' && info.type !== GGMLType.F32 && info.type !== GGMLType.F16 && info.dims[0]! % ti.blockElems !== 0)
-      throw new EngineError('BAD_MODEL_FILE', `Tensor '${info.name}' row length ${info.dims[0]} is not a multiple of its block size.`);
-    if (kind === 'matrix' && info.dims[0]! % 8 !== 0)
-      throw new EngineError('UNSUPPORTED_ARCHITECTURE', `Tensor '${info.name}' row length ${info.dims[0]} is not a multiple of 8.`, { tensor: info.name });
-    const size = kind === 'matrix' ? gpuLayout(info.type, info.numElems).sizeBytes : info.numElems * 4;
+  for (const { key, infos, kind } of plan) {
+    for (const info of infos) {
+      const ti = GGML_TYPES.get(info.type);
+      if (!ti?.supported)
+        throw new EngineError(
+          'UNSUPPORTED_TENSOR_TYPE',
+          `Tensor '${info.name}' at byte offset ${info.fileOffset} is ${ti?.name ?? `type ${info.type}`}; hearth reads F32, F16, Q4_0, Q8_0, Q4_K and Q6_K. Re-quantize the model to one of those (a Q4_K_M file works).`,
+          { tensor: info.name, type: ti?.name ?? info.type, offset: info.fileOffset },
+        );
+      if (kind === 'matrix' && info.dims[0]! % 8 !== 0)
+        throw new EngineError('UNSUPPORTED_ARCHITECTURE', `Tensor '${info.name}' row length ${info.dims[0]} is not a multiple of 8.`, { tensor: info.name });
+      totalBytes += info.sizeBytes;
+    }
+    const elems = infos.reduce((a, t) => a + t.numElems, 0);
+    const size = kind === 'matrix' ? gpuLayout(infos[0]!.type, elems).sizeBytes : elems * 4;
     if (size > maxBinding)
       throw new EngineError(
         'MODEL_TOO_LARGE',
-        `Tensor '${info.name}' needs ${size} bytes in one GPU buffer but this device binds at most ${maxBinding} bytes per buffer.`,
-        { tensor: info.name, sizeBytes: size, maxStorageBufferBindingSize: maxBinding },
+        `Tensor '${infos.length === 1 ? infos[0]!.name : key}' needs ${size} bytes in one GPU buffer but this device binds at most ${maxBinding} bytes per buffer.`,
+        { tensor: infos[0]!.name, sizeBytes: size, maxStorageBufferBindingSize: maxBinding },
       );
-    totalBytes += info.sizeBytes;
   }
 
   const buffers: GPUBuffer[] = [];
@@ -127,29 +153,41 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
   const matrices = new Map<string, GpuWeight>();
   const vectors = new Map<string, GPUBuffer>();
   try {
-    for (const { info, kind } of plan) {
-      fileBytes += info.sizeBytes;
+    for (const { key, infos, kind } of plan) {
+      for (const t of infos) fileBytes += t.sizeBytes;
       if (kind === 'vector') {
-        const bytes = await readExact(src, info.fileOffset, info.sizeBytes, info.name);
-        const f = dequantize(info.type, bytes, info.numElems);
-        const buf = storageFrom(ctx.device, f, info.name);
+        const parts: Float32Array[] = [];
+        for (const t of infos) parts.push(dequantize(t.type, await readExact(src, t.fileOffset, t.sizeBytes, t.name), t.numElems));
+        const f = new Float32Array(parts.reduce((a, v) => a + v.length, 0));
+        let o = 0;
+        for (const v of parts) {
+          f.set(v, o);
+          o += v.length;
+        }
+        const buf = storageFrom(ctx.device, f, key);
         buffers.push(buf);
         gpuBytes += buf.size;
-        vectors.set(info.name, buf);
-      } else {
-        const ti = GGML_TYPES.get(info.type)!;
-        const layout = gpuLayout(info.type, info.numElems);
-        // Rounded to 16 bytes: the matmul kernels also read weights as array<vec4<u32>>.
-        const buf = ctx.device.createBuffer({ label: info.name, size: Math.ceil(Math.max(16, layout.sizeBytes) / 16) * 16, usage: 0x0080 | 0x0008 });
-        buffers.push(buf);
-        gpuBytes += buf.size;
-        const totalBlocks = info.numElems / ti.blockElems;
-        const mult = repackChunkBlocks(info.type);
-        const chunkBlocks = Math.max(mult, Math.floor(CHUNK_BYTES / ti.blockBytes / mult) * mult);
-        for (let b0 = 0; b0 < totalBlocks; b0 += chunkBlocks) {
-          const n = Math.min(chunkBlocks, totalBlocks - b0);
+        vectors.set(key, buf);
+        continue;
+      }
+      const type = infos[0]!.type;
+      const ti = GGML_TYPES.get(type)!;
+      const elems = infos.reduce((a, t) => a + t.numElems, 0);
+      const layout = gpuLayout(type, elems);
+      // Rounded to 16 bytes: the matmul kernels also read weights as array<vec4<u32>>.
+      const buf = ctx.device.createBuffer({ label: key, size: Math.ceil(Math.max(16, layout.sizeBytes) / 16) * 16, usage: 0x0080 | 0x0008 });
+      buffers.push(buf);
+      gpuBytes += buf.size;
+      const totalBlocks = elems / ti.blockElems;
+      const mult = repackChunkBlocks(type);
+      const chunkBlocks = Math.max(mult, Math.floor(CHUNK_BYTES / ti.blockBytes / mult) * mult);
+      let blockBase = 0;
+      for (const info of infos) {
+        const tensorBlocks = info.numElems / ti.blockElems;
+        for (let b0 = 0; b0 < tensorBlocks; b0 += chunkBlocks) {
+          const n = Math.min(chunkBlocks, tensorBlocks - b0);
           const bytes = await readExact(src, info.fileOffset + b0 * ti.blockBytes, n * ti.blockBytes, info.name);
-          for (const w of repackBlocks(info.type, bytes, b0, totalBlocks)) ctx.device.queue.writeBuffer(buf, w.offsetBytes, w.data);
+          for (const w of repackBlocks(type, bytes, blockBase + b0, totalBlocks)) ctx.device.queue.writeBuffer(buf, w.offsetBytes, w.data);
           loaded += bytes.byteLength;
           sinceSync += bytes.byteLength;
           if (sinceSync > SYNC_EVERY_BYTES) {
@@ -159,14 +197,10 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
           }
           onProgress?.(loaded, totalBytes);
         }
-        matrices.set(info.name, {
-          buffer: buf,
-          type: info.type,
-          K: info.dims[0]!,
-          N: info.numElems / info.dims[0]!,
-          scaleOffsetBytes: layout.scaleOffsetBytes,
-        });
+        blockBase += tensorBlocks;
       }
+      const K = infos[0]!.dims[0]!;
+      matrices.set(key, { buffer: buf, type, K, N: elems / K, scaleOffsetBytes: layout.scaleOffsetBytes });
     }
     await ctx.device.queue.onSubmittedWorkDone();
   } catch (e) {
@@ -175,6 +209,18 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
   }
   const M = (n: string): GpuWeight => matrices.get(n)!;
   const Vb = (n: string): GPUBuffer => vectors.get(n)!;
+  /** The parts of a stacked entry: one weight, or the separate tensors at their column offsets. */
+  const parts = (key: string, names: string[]): MatmulPart[] => {
+    const whole = matrices.get(key);
+    if (whole) return [{ w: whole, col: 0 }];
+    let col = 0;
+    return names.map((n) => {
+      const w = M(n);
+      const p = { w, col };
+      col += w.N;
+      return p;
+    });
+  };
   let ropeFreqs: Float32Array | undefined;
   if (ropeFreqsInfo) {
     const bytes = await readExact(src, ropeFreqsInfo.fileOffset, ropeFreqsInfo.sizeBytes, ropeFreqsInfo.name);
@@ -186,16 +232,19 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
     outputNorm: Vb('output_norm.weight'),
     layers: Array.from({ length: cfg.numLayers }, (_, i) => {
       const b = `blk.${i}.`;
+      const qkv = parts(b + 'qkv', [b + 'attn_q.weight', b + 'attn_k.weight', b + 'attn_v.weight']);
+      // The bias is one concatenated vector: the whole of it for a stacked weight, else a slice each.
+      if (cfg.qkvBias) {
+        const bias = Vb(b + 'qkv.bias');
+        if (qkv.length === 1) qkv[0]!.bias = bias;
+        else for (const p of qkv) p.bias = bias; // the matmul reads bias[col + n]
+      }
       return {
         attnNorm: Vb(b + 'attn_norm.weight'),
-        q: M(b + 'attn_q.weight'),
-        k: M(b + 'attn_k.weight'),
-        v: M(b + 'attn_v.weight'),
+        qkv,
         o: M(b + 'attn_output.weight'),
-        ...(cfg.qkvBias ? { qBias: Vb(b + 'attn_q.bias'), kBias: Vb(b + 'attn_k.bias'), vBias: Vb(b + 'attn_v.bias') } : {}),
         ffnNorm: Vb(b + 'ffn_norm.weight'),
-        gate: M(b + 'ffn_gate.weight'),
-        up: M(b + 'ffn_up.weight'),
+        gateUp: parts(b + 'gate_up', [b + 'ffn_gate.weight', b + 'ffn_up.weight']),
         down: M(b + 'ffn_down.weight'),
       };
     }),

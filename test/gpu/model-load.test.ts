@@ -101,3 +101,17 @@ describe('model loading', () => {
     m.destroy();
   });
 });
+
+describe('stacked weights', () => {
+  test('q|k|v and gate|up stack into one weight when their types match, else load as parts at their columns', async () => {
+    const same = await loadModel(await gpu(), bufferSource(readFileSync(fixturePath('llama-q8_0'))), { maxContext: 16 });
+    expect(same.weights.layers[0]!.qkv).toHaveLength(1);
+    expect(same.weights.layers[0]!.gateUp).toHaveLength(1);
+    same.destroy();
+    const mixed = await loadModel(await gpu(), bufferSource(readFileSync(fixturePath('qwen2-q8_0'))), { maxContext: 16 });
+    const parts = mixed.weights.layers[0]!.qkv;
+    expect(parts.map((p) => p.col)).toEqual([0, mixed.cfg.numHeads * mixed.cfg.headDim, (mixed.cfg.numHeads + mixed.cfg.numKvHeads) * mixed.cfg.headDim]);
+    expect(parts.every((p) => p.bias !== undefined)).toBe(true);
+    mixed.destroy();
+  });
+});
