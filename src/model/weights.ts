@@ -9,7 +9,7 @@ import { storageFrom } from '../gpu/buffers.js';
 import type { GpuWeight } from '../kernels/matmul.js';
 import type { ByteSource } from './byte-source.js';
 import type { ModelConfig } from './config.js';
-import { GGML_TYPES, GGMLType, type GGUFFile, type GGUFTensorInfo } from './gguf.js';
+import { GGML_TYPES, type GGUFFile, type GGUFTensorInfo } from './gguf.js';
 import { dequantize, gpuLayout, repackBlocks, repackChunkBlocks } from './quant.js';
 
 /** One matmul filling columns [col, col + w.N) of a wider output row. */
