@@ -401,34 +401,42 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 }
 
 // ---- matmul_regs: barrier-free prefill for CPU-backed adapters (GpuTuning.barrierFree): each
-// thread owns a 4 (tokens) x 4 (rows) register tile and reads W and X straight from memory.
+// thread owns an 8 (tokens) x 4 (rows) register tile; a weight row is dequantized once per 8
+// tokens, 32 weights at a time (load32), and each X vec4 is read once per 4 rows.
+const RT: u32 = 8u; // tokens per thread
 @compute @workgroup_size(8, 8)
 fn matmul_regs(@builtin(global_invocation_id) gid: vec3<u32>) {
   let M = num_rows_m();
   let n0 = gid.x * 4u;
-  let m0 = gid.y * 4u;
+  let m0 = gid.y * RT;
   if (n0 >= p.N || m0 >= M) { return; }
-  let groups = p.K >> 3u;
   let kv4 = p.K >> 2u;
   let nRows = min(4u, p.N - n0);
-  let nToks = min(4u, M - m0);
-  var acc: array<vec4<f32>, 4>; // acc[token][row]
-  for (var j = 0u; j < 4u; j++) { acc[j] = vec4<f32>(0.0); }
-  for (var g = 0u; g < groups; g++) {
-    var xa: array<vec4<f32>, 4>;
-    var xb: array<vec4<f32>, 4>;
-    for (var j = 0u; j < 4u; j++) {
-      xa[j] = vec4<f32>(0.0);
-      xb[j] = vec4<f32>(0.0);
-      if (j < nToks) {
-        let xo = (p.xRowOffset + m0 + j) * kv4 + 2u * g;
-        xa[j] = X[xo];
-        xb[j] = X[xo + 1u];
+  let nToks = min(RT, M - m0);
+  var acc: array<vec4<f32>, RT>; // acc[token][row]
+  for (var j = 0u; j < RT; j++) { acc[j] = vec4<f32>(0.0); }
+  let blocks = p.K >> 5u;
+  for (var b = 0u; b < blocks; b++) {
+    var w: array<W32, 4>;
+    for (var i = 0u; i < 4u; i++) { w[i] = load32(min(n0 + i, p.N - 1u), b); }
+    for (var j = 0u; j < nToks; j++) {
+      let xo = (p.xRowOffset + m0 + j) * kv4 + 8u * b;
+      var s = vec4<f32>(0.0);
+      for (var k = 0u; k < 8u; k++) {
+        let x = X[xo + k];
+        s += vec4<f32>(dot(w[0][k], x), dot(w[1][k], x), dot(w[2][k], x), dot(w[3][k], x));
       }
+      acc[j] += s;
     }
+  }
+  // A ragged tail of 8-element groups (float rows whose length is not a multiple of 32).
+  for (var g = 4u * blocks; g < (p.K >> 3u); g++) {
     for (var i = 0u; i < nRows; i++) {
       let w = load8(n0 + i, g);
-      for (var j = 0u; j < 4u; j++) { acc[j][i] += dot(w.a, xa[j]) + dot(w.b, xb[j]); }
+      for (var j = 0u; j < nToks; j++) {
+        let xo = (p.xRowOffset + m0 + j) * kv4 + 2u * g;
+        acc[j][i] += dot(w.a, X[xo]) + dot(w.b, X[xo + 1u]);
+      }
     }
   }
   for (var j = 0u; j < nToks; j++) {

@@ -73,8 +73,8 @@ export class Matmul {
           { binding: 3, resource: { buffer: this.params } },
           { binding: 4, resource: { buffer: opts.bias ?? x } },
           { binding: 5, resource: { buffer: step } },
-          // The matvecs also read the weight as vec4s (load32); the prefill kernels do not.
-          ...(p === this.pVec ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
+          // load32 reads the weight as vec4s: the matvecs and matmul_regs use it, matmul_tiled does not.
+          ...(p === this.pVec || this.barrierFree ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
         ],
       });
     this.bgVec = bindGroup(this.pVec);
@@ -92,9 +92,9 @@ export class Matmul {
     } else {
       pass.setPipeline(this.pTiled);
       pass.setBindGroup(0, this.bgTiled);
-      // matmul_tiled covers 64 rows x 64 tokens per workgroup; matmul_regs' 8x8 threads own 4x4 tiles.
-      const tile = this.barrierFree ? 32 : 64;
-      pass.dispatchWorkgroups(Math.ceil(this.w.N / tile), Math.ceil(M / tile));
+      // matmul_tiled covers 64 rows x 64 tokens per workgroup; matmul_regs' 8x8 threads own 4-row x
+      // 8-token tiles: 32 rows x 64 tokens.
+      pass.dispatchWorkgroups(Math.ceil(this.w.N / (this.barrierFree ? 32 : 64)), Math.ceil(M / 64));
     }
   }
 }
