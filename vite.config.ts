@@ -20,10 +20,10 @@ export const ISOLATION_HEADERS: Record<string, string> = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
-/** Directories /models/<name> is served from, first match wins: HEARTH_MODEL_DIR, then demo/models. */
+/** Directories /models/<name> is served from, first match wins: HEARTH_MODEL_DIR (default test/fixtures/out), demo/models, bench/out. */
 export function defaultModelDirs(): string[] {
   const env = process.env.HEARTH_MODEL_DIR;
-  return [resolve(REPO, env && env.length > 0 ? env : 'test/fixtures/out'), join(DEMO, 'models')];
+  return [resolve(REPO, env && env.length > 0 ? env : 'test/fixtures/out'), join(DEMO, 'models'), resolve(REPO, 'bench/out')];
 }
 
 type Next = (err?: unknown) => void;

@@ -1,11 +1,13 @@
-// The benchmark page: hearth's engine worker and (optionally) wllama on the same GGUF file, one
-// after the other, with live tokens/s and a chart. window.hearthBench is what `hearth bench
-// --browser` and `npm run bench` call headlessly; new result fields go in PageBenchResult / WllamaPageResult.
+// The benchmark page: hearth's engine worker and (optionally) wllama on the same GGUF file, one after the other, with live tokens/s and a chart.
+// window.hearthBench is what `hearth bench --browser` and `npm run bench` call headlessly; new result fields go in PageBenchResult / WllamaPageResult.
 
-import { LoggerWithoutDebug, Wllama, type RawCompletionChunk, type RawCompletionParams, type ResultTimings } from '@wllama/wllama';
+import { Wllama, type RawCompletionChunk, type RawCompletionParams, type ResultTimings } from '@wllama/wllama';
 import wllamaWasmUrl from '@wllama/wllama/esm/wasm/wllama.wasm?url';
 import wllamaPkg from '@wllama/wllama/package.json';
 import { EngineError } from '../src/api/errors.js';
+import { blobSource } from '../src/model/byte-source.js';
+import { GGUFMeta, parseGGUF } from '../src/model/gguf.js';
+import { Tokenizer } from '../src/model/tokenizer.js';
 import { createWorkerEngine, type BenchResult, type Ceilings, type EngineInfo, type WorkerEngine } from '../src/worker/client.js';
 
 export interface PageBenchOptions {
@@ -40,6 +42,8 @@ export interface WllamaPageResult {
   load_ms: number;
   /** llama-server's own timings of the measured completion. */
   timings: ResultTimings;
+  /** Tokens wllama was kept from sampling (not complete UTF-8 on their own; see incompleteUtf8Tokens). */
+  banned_tokens: number;
 }
 
 export interface PageBenchResult extends BenchResult {
@@ -106,9 +110,9 @@ function modelName(m: string | Blob): string {
 /**
  * wllama's prompt. Its glue reads `prompt` as a string only (a list of token ids fails with a JSON
  * type error), so it cannot be fed hearth's token ids; it gets a text of the same length in tokens
- * instead: " the" is one token in every Llama-family vocabulary, and llama-server may add a BOS.
- * The cost of a forward pass does not depend on which ids it sees; the count is checked against
- * llama-server's own prompt_n.
+ * instead: " the" is one token in Llama-family vocabularies, and the tokenizer may add a BOS (and
+ * SPM a leading space) — runWllama measures both on two short prompts. The cost of a forward pass
+ * does not depend on which ids it sees; the count is checked against llama-server's own prompt_n.
  */
 function wordPrompt(words: number): string {
   return ' the'.repeat(Math.max(1, words));
@@ -261,11 +265,47 @@ async function runHearth(o: PageBenchOptions): Promise<PageBenchResult> {
 
 // ---- wllama ---------------------------------------------------------------------------------
 
+/**
+ * Ids of the tokens whose bytes are not complete UTF-8 on their own (lone bytes 0x80-0xFF, pieces
+ * of a character). wllama's JSON layer throws when generated text is invalid UTF-8, and a
+ * random-weight model (like the demo's) emits such tokens in any order; wllama is kept from
+ * sampling them with a logit bias. The benchmark models (bench/models.ts) have none.
+ */
+async function incompleteUtf8Tokens(blob: Blob): Promise<number[]> {
+  const file = await parseGGUF(blobSource(blob));
+  const tok = Tokenizer.fromGGUF(new GGUFMeta(file.metadata));
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const out: number[] = [];
+  for (let id = 0; id < tok.vocabSize; id++) {
+    if (tok.isSpecial(id)) continue;
+    try {
+      utf8.decode(tok.tokenBytes(id));
+    } catch {
+      out.push(id);
+    }
+  }
+  return out;
+}
+
+/** The last error line of llama.cpp inside wllama: its exceptions reach JS only as a broken reply. */
+let wllamaLastError = '';
+const wllamaLogger = {
+  debug: (): void => undefined,
+  log: (): void => undefined,
+  warn: (...a: unknown[]): void => console.warn('[wllama]', ...a),
+  error: (...a: unknown[]): void => {
+    wllamaLastError = a.map(String).join(' ');
+    console.error('[wllama]', ...a);
+  },
+};
+
 /** wllama's errors become EngineErrors, so the CLI reports them like hearth's. */
 function wllamaError(e: unknown, what: string): EngineError {
   if (e instanceof EngineError) return e;
-  const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return new EngineError('GPU_ERROR', `wllama ${what} failed: ${msg}`, { peer: 'wllama' });
+  const msg = `${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}${wllamaLastError ? ` (llama.cpp: ${wllamaLastError})` : ''}`;
+  // Its JSON layer throws on invalid UTF-8 in the generated text.
+  const hint = /utf-8|parse model output/i.test(msg) ? ' The model generated text that is not valid UTF-8.' : '';
+  return new EngineError('GPU_ERROR', `wllama ${what} failed: ${msg}.${hint}`, { peer: 'wllama' });
 }
 
 async function modelBlob(m: string | Blob): Promise<Blob> {
@@ -276,12 +316,14 @@ async function modelBlob(m: string | Blob): Promise<Blob> {
 }
 
 /** One streamed completion; resolves with llama-server's timings. */
-async function completion(w: Wllama, prompt: string, maxTokens: number, onToken?: (n: number) => void): Promise<ResultTimings> {
+async function completion(w: Wllama, prompt: string, maxTokens: number, ban: number[], onToken?: (n: number) => void): Promise<ResultTimings> {
   let timings: ResultTimings | undefined;
   let n = 0;
   const params = {
     prompt,
     max_tokens: maxTokens,
+    // llama-server's object form: token id (as a string) -> bias.
+    ...(ban.length > 0 ? { logit_bias: Object.fromEntries(ban.map((id) => [String(id), -1000])) } : {}),
     temperature: 0,
     ignore_eos: true,
     cache_prompt: false,
@@ -300,11 +342,13 @@ async function runWllama(o: PageBenchOptions): Promise<WllamaPageResult> {
   const threads = o.wllamaThreads ?? Math.max(1, navigator.hardwareConcurrency || 1);
   let phase = 'wllama: loading';
   const stop = ticker(() => phase);
-  const w = new Wllama({ default: wllamaWasmUrl }, { suppressNativeLog: true, logger: LoggerWithoutDebug });
+  wllamaLastError = '';
+  const w = new Wllama({ default: wllamaWasmUrl }, { logger: wllamaLogger });
   try {
     const t0 = performance.now();
+    let blob: Blob;
     try {
-      const blob = await modelBlob(o.model);
+      blob = await modelBlob(o.model);
       await w.loadModel([blob], {
         n_ctx: Math.max(256, o.promptTokens + o.decodeTokens + 16),
         n_batch: Math.max(512, o.promptTokens),
@@ -317,19 +361,23 @@ async function runWllama(o: PageBenchOptions): Promise<WllamaPageResult> {
       throw wllamaError(e, 'load');
     }
     const loadMs = performance.now() - t0;
+    const ban = await incompleteUtf8Tokens(blob);
     try {
       phase = 'wllama: warm-up';
-      const warm = await completion(w, wordPrompt(8), 4);
-      // 0, or 1 where llama-server adds a BOS token.
-      const extra = warm.prompt_n - 8;
-      if (extra < 0 || extra > 1)
-        throw new EngineError('GPU_ERROR', `wllama's tokenizer split the word prompt unexpectedly (8 words gave ${warm.prompt_n} tokens).`, { peer: 'wllama' });
+      const w8 = (await completion(w, wordPrompt(8), 2, ban)).prompt_n;
+      const w16 = (await completion(w, wordPrompt(16), 2, ban)).prompt_n;
+      // Tokens the tokenizer adds around the words (BOS, SPM's leading space).
+      const extra = w8 - 8;
+      if (w16 - w8 !== 8 || extra < 0 || extra >= o.promptTokens)
+        throw new EngineError('GPU_ERROR', `wllama's tokenizer does not give one token per " the" (8 words: ${w8} tokens, 16 words: ${w16}).`, {
+          peer: 'wllama',
+        });
       const prompt = wordPrompt(o.promptTokens - extra);
       phase = `wllama: ${o.promptTokens} prompt + ${o.decodeTokens} decode tokens`;
       let tFirst = 0;
       // One more token than hearth decodes: llama-server samples the first from the prefill batch
       // and times generation from there, so predicted_ms covers decodeTokens single-token steps.
-      const t = await completion(w, prompt, o.decodeTokens + 1, (n) => {
+      const t = await completion(w, prompt, o.decodeTokens + 1, ban, (n) => {
         const now = performance.now();
         if (n === 1) {
           tFirst = now;
@@ -342,7 +390,9 @@ async function runWllama(o: PageBenchOptions): Promise<WllamaPageResult> {
         }
       });
       if (t.prompt_n !== o.promptTokens || t.cache_n !== 0)
-        throw new EngineError('GPU_ERROR', `wllama evaluated ${t.prompt_n} prompt tokens (${t.cache_n} from its cache), not ${o.promptTokens}.`, { peer: 'wllama' });
+        throw new EngineError('GPU_ERROR', `wllama evaluated ${t.prompt_n} prompt tokens (${t.cache_n} from its cache), not ${o.promptTokens}.`, {
+          peer: 'wllama',
+        });
       const decoded = Math.max(0, t.predicted_n - 1);
       const r: WllamaPageResult = {
         backend: 'wllama',
@@ -355,6 +405,7 @@ async function runWllama(o: PageBenchOptions): Promise<WllamaPageResult> {
         decode_tokens: decoded,
         load_ms: loadMs,
         timings: t,
+        banned_tokens: ban.length,
       };
       wPrefillEl.textContent = fmt(r.prefill_tokens_per_s);
       wDecodeEl.textContent = fmt(r.decode_tokens_per_s);
@@ -394,7 +445,8 @@ function cells(row: HTMLTableRowElement, values: string[]): void {
 /** A row per backend; ratios to wllama and (decode) to the adapter's read ceiling when known. */
 function showResult(r: PageBenchResult): void {
   const w = r.wllama;
-  const ceilingPct = r.ceilings && r.ceilings.readGBps > 0 ? `${((100 * r.weight_bytes_per_token * r.decode_tokens_per_s) / (r.ceilings.readGBps * 1e9)).toFixed(1)}%` : '';
+  const ceilingPct =
+    r.ceilings && r.ceilings.readGBps > 0 ? `${((100 * r.weight_bytes_per_token * r.decode_tokens_per_s) / (r.ceilings.readGBps * 1e9)).toFixed(1)}%` : '';
   const rows: string[][] = [
     [
       r.model,

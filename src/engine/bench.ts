@@ -40,9 +40,14 @@ export function modelCost(model: LoadedModel): { bytes: number; flops: number } 
   };
 }
 
+/** The synthetic prompt: token ids cycled through the vocabulary (peers get the same ids). */
+export function benchPrompt(vocabSize: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => 3 + ((i * 7919) % (vocabSize - 3)));
+}
+
 export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<BenchResult> {
   const { runner, cfg } = model;
-  const prompt = Array.from({ length: o.promptTokens }, (_, i) => 3 + ((i * 7919) % (cfg.vocabSize - 3)));
+  const prompt = benchPrompt(cfg.vocabSize, o.promptTokens);
   const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
   // Warm-up: compile pipelines and touch every buffer once.
   await runner.forwardSample(prompt.slice(0, Math.min(8, prompt.length)), 0, greedy, 0);

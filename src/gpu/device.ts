@@ -118,7 +118,7 @@ export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | '
     limits: device.limits,
     adapter: summary,
     backend,
-    tuning: tuningFor(summary, features, (info).subgroupMaxSize ?? 64),
+    tuning: tuningFor(summary, features, info.subgroupMaxSize ?? 64),
     instance: gpu,
     pipelines: new PipelineCache(device),
     lost: null,

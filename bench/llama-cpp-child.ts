@@ -1,0 +1,71 @@
+// Child process of bench/llama-cpp.ts: reads LlamaCppJob[] as JSON on stdin, prints LlamaCppRun.
+// Timing follows hearth's benchmark: the prompt in one batch up to the first sampled token, then one token per step.
+
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { getLlama, type Token } from 'node-llama-cpp';
+import type { LlamaCppJob, LlamaCppResult, LlamaCppRun } from './llama-cpp.js';
+
+const chunks: Buffer[] = [];
+for await (const c of process.stdin) chunks.push(c as Buffer);
+const jobs = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LlamaCppJob[];
+const pkg = JSON.parse(readFileSync(new URL('../node_modules/node-llama-cpp/package.json', import.meta.url), 'utf8')) as { version: string };
+
+const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+const results: LlamaCppResult[] = [];
+for (const j of jobs) {
+  const t0 = performance.now();
+  const model = await llama.loadModel({ modelPath: j.modelPath, gpuLayers: 0 });
+  const loadMs = performance.now() - t0;
+  const ctx = await model.createContext({
+    contextSize: j.promptTokens.length + j.decodeTokens + 16,
+    // One batch for the whole prompt, as hearth prefills it.
+    batchSize: Math.max(512, j.promptTokens.length),
+    threads: { ideal: j.threads, min: j.threads },
+  });
+  try {
+    const seq = ctx.getSequence();
+    // Warm-up: the prompt-sized graph's buffers, page faults on the weights, a few decode steps.
+    const warm = seq.evaluate(j.promptTokens as Token[], { temperature: 0, yieldEogToken: true });
+    for (let k = 0; k < 4; k++) if ((await warm.next()).done) break;
+    await warm.return();
+    await seq.clearHistory();
+
+    const it = seq.evaluate(j.promptTokens as Token[], { temperature: 0, yieldEogToken: true });
+    const ta = performance.now();
+    const first = await it.next();
+    const tb = performance.now();
+    const tokens: number[] = [];
+    if (!first.done) tokens.push(first.value as number);
+    let n = 0;
+    while (n < j.decodeTokens) {
+      const r = await it.next();
+      if (r.done) break;
+      tokens.push(r.value as number);
+      n++;
+    }
+    const tc = performance.now();
+    await it.return();
+    results.push({
+      backend: 'llama.cpp-cpu',
+      model: basename(j.modelPath),
+      threads: j.threads,
+      prefill_tokens_per_s: (j.promptTokens.length / (tb - ta)) * 1000,
+      decode_tokens_per_s: n > 0 ? (n / (tc - tb)) * 1000 : 0,
+      prompt_tokens: j.promptTokens.length,
+      decode_tokens: n,
+      load_ms: loadMs,
+      check_tokens: j.checkText !== undefined ? (model.tokenize(j.checkText, false) as number[]) : [],
+      first_tokens: tokens.slice(0, 16),
+    });
+    process.stderr.write(
+      `${basename(j.modelPath)}: prefill ${results.at(-1)!.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${results.at(-1)!.decode_tokens_per_s.toFixed(1)} tok/s\n`,
+    );
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
+}
+const out: LlamaCppRun = { node_llama_cpp: pkg.version, results };
+// Exit only after the pipe has taken all of it: a large write is asynchronous.
+process.stdout.write(JSON.stringify(out), () => process.exit(0));
