@@ -8,6 +8,7 @@ import { GGMLType } from '../src/model/gguf.js';
 import { quantize } from '../src/model/quant.js';
 import { f32, u32, writeGGUF, type MetaValue, type TensorSpec } from '../test/fixtures/gguf-writer.js';
 import { bpeVocabMeta, gpt2ByteChars } from '../test/fixtures/vocab.js';
+import { randn, rng } from '../test/fixtures/random.js';
 
 const T = GGMLType;
 
@@ -120,26 +121,6 @@ export function benchVocabMeta(): Record<string, MetaValue> {
     'tokenizer.ggml.padding_token_id': u32(id('<|end_of_text|>')),
   };
   return meta;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randn(r: () => number, n: number, std: number, mean = 0): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(r(), 1e-12);
-    out[i] = mean + Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * std;
-  }
-  return out;
 }
 
 /**

@@ -10,28 +10,7 @@ fn matvec_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   // Subgroups are contiguous runs of local_invocation_index; sgs divides 64 (it is a power of two <= 64).
   let n = (wid.y * nwg.x + wid.x) * (MV_WG / sgs) + t / sgs;
   let M = min(num_rows_m(), MV_MAX_M);
-  let groups = p.K >> 3u;
-  let kv4 = p.K >> 2u;
-  var acc: array<f32, MV_MAX_M>;
-  for (var m = 0u; m < MV_MAX_M; m++) { acc[m] = 0.0; }
-  if (n < p.N) {
-    let blocks = p.K >> 5u;
-    for (var b = lane; b < blocks; b += sgs) {
-      let w = load32(n, b);
-      for (var m = 0u; m < M; m++) {
-        let xb = (p.xRowOffset + m) * kv4 + 8u * b;
-        for (var i = 0u; i < 8u; i++) { acc[m] += dot(w[i], X[xb + i]); }
-      }
-    }
-    // A ragged tail of 8-element groups (float rows whose length is not a multiple of 32).
-    for (var g = 4u * blocks + lane; g < groups; g += sgs) {
-      let w = load8(n, g);
-      for (var m = 0u; m < M; m++) {
-        let xb = (p.xRowOffset + m) * kv4 + 2u * g;
-        acc[m] += dot(w.a, X[xb]) + dot(w.b, X[xb + 1u]);
-      }
-    }
-  }
+  let acc = matvec_partial(n, lane, sgs, M);
   for (var m = 0u; m < MV_MAX_M; m++) {
     let s = subgroupAdd(acc[m]);
     if (lane == 0u && n < p.N && m < M) { store(m, n, s); }

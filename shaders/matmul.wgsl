@@ -43,6 +43,26 @@ fn half_at(halfIdx: u32) -> f32 {
 fn byte_of(w: u32, i: u32) -> u32 { return (w >> (8u * i)) & 0xffu; }
 fn sbyte_of(w: u32, i: u32) -> f32 { return f32(bitcast<i32>(w << (24u - 8u * i)) >> 24u); }
 
+// Q4_K: the scale (d x 6-bit scale) and min (dmin x 6-bit min) of sub-block `sub` (0..7) of the
+// super-block at word `base`, unpacked from the 12 scale bytes at words 1..3 (ggml's get_scale_min_k4).
+fn q4k_scale_min(base: u32, sub: u32) -> vec2<f32> {
+  let dd = unpack2x16float(W[base]);
+  let s0 = W[base + 1u];
+  let s1 = W[base + 2u];
+  let s2 = W[base + 3u];
+  var sc: u32;
+  var mn: u32;
+  if (sub < 4u) {
+    sc = byte_of(s0, sub) & 63u;
+    mn = byte_of(s1, sub) & 63u;
+  } else {
+    let hi = byte_of(s2, sub - 4u);
+    sc = (hi & 0xfu) | ((byte_of(s0, sub - 4u) >> 6u) << 4u);
+    mn = (hi >> 4u) | ((byte_of(s1, sub - 4u) >> 6u) << 4u);
+  }
+  return vec2<f32>(dd.x * f32(sc), dd.y * f32(mn));
+}
+
 // Eight consecutive weights W[row, 8g .. 8g+7], dequantized.
 fn load8(row: u32, g: u32) -> W8 {
   let K = p.K;
@@ -91,23 +111,9 @@ fn load8(row: u32, g: u32) -> W8 {
       let j = e >> 6u;          // 64-element chunk
       let c = e & 63u;
       let sub = 2u * j + (c >> 5u);
-      let dd = unpack2x16float(W[base]);
-      // 6-bit scale and min of sub-block `sub` from the 12 packed bytes at words 1..3
-      let s0 = W[base + 1u];
-      let s1 = W[base + 2u];
-      let s2 = W[base + 3u];
-      var sc: u32;
-      var mn: u32;
-      if (sub < 4u) {
-        sc = byte_of(s0, sub) & 63u;
-        mn = byte_of(s1, sub) & 63u;
-      } else {
-        let hi = byte_of(s2, sub - 4u);
-        sc = (hi & 0xfu) | ((byte_of(s0, sub - 4u) >> 6u) << 4u);
-        mn = (hi >> 4u) | ((byte_of(s1, sub - 4u) >> 6u) << 4u);
-      }
-      let dl = dd.x * f32(sc);
-      let ml = dd.y * f32(mn);
+      let sm = q4k_scale_min(base, sub);
+      let dl = sm.x;
+      let ml = sm.y;
       let wo = base + 4u + 8u * j + ((c & 31u) >> 2u);
       let w0 = W[wo];
       let w1 = W[wo + 1u];
@@ -199,22 +205,9 @@ fn load32(row: u32, blk: u32) -> W32 {
       let sb = row * (K >> 8u) + (blk >> 3u);
       let s = blk & 7u;
       let base = 36u * sb;
-      let dd = unpack2x16float(W[base]);
-      let s0 = W[base + 1u];
-      let s1 = W[base + 2u];
-      let s2 = W[base + 3u];
-      var sc: u32;
-      var mn: u32;
-      if (s < 4u) {
-        sc = byte_of(s0, s) & 63u;
-        mn = byte_of(s1, s) & 63u;
-      } else {
-        let hi = byte_of(s2, s - 4u);
-        sc = (hi & 0xfu) | ((byte_of(s0, s - 4u) >> 6u) << 4u);
-        mn = (hi >> 4u) | ((byte_of(s1, s - 4u) >> 6u) << 4u);
-      }
-      let dl = dd.x * f32(sc);
-      let ml = dd.y * f32(mn);
+      let sm = q4k_scale_min(base, s);
+      let dl = sm.x;
+      let ml = sm.y;
       let q = (base + 4u + 8u * (s >> 1u)) >> 2u;
       let sh = vec4<u32>(4u * (s & 1u));
       let w0 = W4[q];
@@ -268,6 +261,32 @@ fn store(m: u32, n: u32, acc: f32) {
   Y[o] = v;
 }
 
+// One thread's share of the dot products of row n with the M (<= 4) rows of X: blocks lane,
+// lane + stride, ... of 32 weights (load32), then a ragged tail of 8-weight groups (float rows
+// whose length is not a multiple of 32). Shared by matvec and matvec_subgroup.
+fn matvec_partial(n: u32, lane: u32, stride: u32, M: u32) -> array<f32, MV_MAX_M> {
+  var acc: array<f32, MV_MAX_M>;
+  for (var m = 0u; m < MV_MAX_M; m++) { acc[m] = 0.0; }
+  if (n >= p.N) { return acc; }
+  let kv4 = p.K >> 2u;
+  let blocks = p.K >> 5u;
+  for (var b = lane; b < blocks; b += stride) {
+    let w = load32(n, b);
+    for (var m = 0u; m < M; m++) {
+      let xb = (p.xRowOffset + m) * kv4 + 8u * b;
+      for (var i = 0u; i < 8u; i++) { acc[m] += dot(w[i], X[xb + i]); }
+    }
+  }
+  for (var g = 4u * blocks + lane; g < (p.K >> 3u); g += stride) {
+    let w = load8(n, g);
+    for (var m = 0u; m < M; m++) {
+      let xb = (p.xRowOffset + m) * kv4 + 2u * g;
+      acc[m] += dot(w.a, X[xb]) + dot(w.b, X[xb + 1u]);
+    }
+  }
+  return acc;
+}
+
 // ---- matvec: 8 rows per workgroup, 8 threads per row splitting K in groups of 8; all M (<= 4)
 // rows of X share each weight load. Few, fuller workgroups suit both real GPUs and SwiftShader.
 const MV_WG: u32 = 64u;
@@ -281,28 +300,7 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let n = (wid.y * nwg.x + wid.x) * (MV_WG / MV_TPR) + t / MV_TPR;
   let lane = t % MV_TPR;
   let M = min(num_rows_m(), MV_MAX_M);
-  let groups = p.K >> 3u;
-  let kv4 = p.K >> 2u;
-  var acc: array<f32, MV_MAX_M>;
-  for (var m = 0u; m < MV_MAX_M; m++) { acc[m] = 0.0; }
-  if (n < p.N) {
-    let blocks = p.K >> 5u;
-    for (var b = lane; b < blocks; b += MV_TPR) {
-      let w = load32(n, b);
-      for (var m = 0u; m < M; m++) {
-        let xb = (p.xRowOffset + m) * kv4 + 8u * b;
-        for (var i = 0u; i < 8u; i++) { acc[m] += dot(w[i], X[xb + i]); }
-      }
-    }
-    // A ragged tail of 8-element groups (float rows whose length is not a multiple of 32).
-    for (var g = 4u * blocks + lane; g < groups; g += MV_TPR) {
-      let w = load8(n, g);
-      for (var m = 0u; m < M; m++) {
-        let xb = (p.xRowOffset + m) * kv4 + 2u * g;
-        acc[m] += dot(w.a, X[xb]) + dot(w.b, X[xb + 1u]);
-      }
-    }
-  }
+  let acc = matvec_partial(n, lane, MV_TPR, M);
   if (MV_TPR == 1u) {
     // One thread per row: no reduction, no barrier.
     if (n < p.N) {

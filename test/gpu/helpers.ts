@@ -54,25 +54,7 @@ export async function readU32(ctx: GpuContext, buf: GPUBuffer, n: number): Promi
   return new Uint32Array(await readBuffer(ctx.device, buf, n * 4));
 }
 
-/** Seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-export function randn(r: () => number, n: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(r(), 1e-12);
-    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * scale;
-  }
-  return out;
-}
+export { randn, rng } from '../fixtures/random.js';
 
 /**
  * The kernel variant sets: GPU without subgroups (workgroup reductions), CPU-backed adapter
