@@ -3,7 +3,7 @@
 // loop; the request/response shapes stay.
 
 import { EngineError } from '../api/errors.js';
-import type { SamplingParams } from '../kernels/sample.js';
+import { MAX_LOGPROBS, type SamplingParams } from '../kernels/sample.js';
 import type { LoadedModel } from '../model/model.js';
 
 export interface GenerateRequest {
@@ -35,6 +35,24 @@ export interface GenerateResult {
 
 const now = (): number => performance.now();
 
+/** Sampling settings with defaults (llama.cpp's), each checked: a bad value is BAD_REQUEST with the number. */
+export function samplingParams(req: Pick<GenerateRequest, 'temperature' | 'topK' | 'topP' | 'seed' | 'logprobs'>): SamplingParams {
+  const s: SamplingParams = {
+    temperature: req.temperature ?? 0.8,
+    topK: req.topK ?? 40,
+    topP: req.topP ?? 0.95,
+    seed: req.seed ?? Math.floor(Math.random() * 2 ** 32),
+    logprobs: req.logprobs ?? 0,
+  };
+  const bad = (what: string, v: number, want: string): EngineError => new EngineError('BAD_REQUEST', `${what} is ${v}; it must be ${want}.`, { [what]: v });
+  if (!(s.temperature >= 0) || !Number.isFinite(s.temperature)) throw bad('temperature', s.temperature, 'a finite number >= 0 (0 is greedy)');
+  if (!Number.isInteger(s.topK) || s.topK < 0) throw bad('top_k', s.topK, 'an integer >= 0 (0 is off)');
+  if (!(s.topP > 0 && s.topP <= 1)) throw bad('top_p', s.topP, 'in (0, 1] (1 is off)');
+  if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed >= 2 ** 32) throw bad('seed', s.seed, 'an integer in [0, 2^32)');
+  if (!Number.isInteger(s.logprobs) || s.logprobs < 0 || s.logprobs > MAX_LOGPROBS) throw bad('logprobs', s.logprobs, `an integer in [0, ${MAX_LOGPROBS}]`);
+  return s;
+}
+
 export async function generate(model: LoadedModel, req: GenerateRequest): Promise<GenerateResult> {
   const { tokenizer, runner } = model;
   const promptTokens = req.promptTokens ?? tokenizer.encode(req.prompt ?? '', { addBos: tokenizer.addBos, parseSpecial: true });
@@ -46,13 +64,7 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
       promptTokens: promptTokens.length,
       maxContext: runner.opts.maxContext,
     });
-  const sampling: SamplingParams = {
-    temperature: req.temperature ?? 0.8,
-    topK: req.topK ?? 40,
-    topP: req.topP ?? 0.95,
-    seed: req.seed ?? Math.floor(Math.random() * 2 ** 32),
-    logprobs: req.logprobs ?? 0,
-  };
+  const sampling = samplingParams(req);
   const tokens: number[] = [];
   const logprobs: GenerateResult['logprobs'] = [];
   const decoder = new TextDecoder('utf-8');
