@@ -9,3 +9,7 @@ export { generate, type GenerateRequest, type GenerateResult, type FinishReason 
 export { benchModel, type BenchOptions, type BenchResult } from './engine/bench.js';
 export { Tokenizer } from './model/tokenizer.js';
 export type { ModelConfig } from './model/config.js';
+export { LocalEngine, type LocalEngineOptions } from './engine/local-engine.js';
+export type { Engine, ChatCompletions, Completions } from './api/engine.js';
+export type * from './api/types.js';
+export { renderChatTemplate, renderChatML, type ChatMessage } from './model/chat-template.js';

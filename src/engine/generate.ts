@@ -29,6 +29,8 @@ export interface GenerateResult {
   tokens: number[];
   text: string;
   logprobs: { token: number; logprob: number }[][];
+  /** Log-probability of each generated token under the untempered distribution (always filled). */
+  tokenLogprobs: number[];
   finishReason: FinishReason;
   timings: { prefillMs: number; decodeMs: number; prefillTokensPerS: number; decodeTokensPerS: number };
 }
@@ -67,6 +69,7 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
   const sampling = samplingParams(req);
   const tokens: number[] = [];
   const logprobs: GenerateResult['logprobs'] = [];
+  const tokenLogprobs: number[] = [];
   const decoder = new TextDecoder('utf-8');
   let text = '';
   let finishReason: FinishReason = 'length';
@@ -89,6 +92,7 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
       break;
     }
     tokens.push(r.token);
+    tokenLogprobs.push(r.logprob);
     if (sampling.logprobs > 0) logprobs.push(r.topLogprobs);
     const piece = decoder.decode(tokenizer.tokenBytes(r.token), { stream: true });
     text += piece;
@@ -110,6 +114,7 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
     tokens,
     text,
     logprobs,
+    tokenLogprobs,
     finishReason,
     timings: {
       prefillMs,

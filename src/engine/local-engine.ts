@@ -1,0 +1,442 @@
+// LocalEngine: the OpenAI-shaped Engine over one loaded model on this thread (request queue, streaming, abort).
+// To add an endpoint, implement it on top of run() (which owns the queue, stop strings and abort) and add it to Engine.
+
+import type { ChatCompletions, Completions, Engine } from '../api/engine.js';
+import { EngineError } from '../api/errors.js';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParams,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming,
+  ChatCompletionTokenLogprob,
+  Completion,
+  CompletionChunk,
+  CompletionCreateParams,
+  CompletionCreateParamsNonStreaming,
+  CompletionCreateParamsStreaming,
+  CompletionLogprobs,
+  CompletionUsage,
+  FinishReason,
+  SamplingRequestParams,
+} from '../api/types.js';
+import type { GpuContext } from '../gpu/device.js';
+import { MAX_LOGPROBS } from '../kernels/sample.js';
+import type { ByteSource } from '../model/byte-source.js';
+import { encodeChatPrompt, renderChatTemplate, specialTokenTexts } from '../model/chat-template.js';
+import { loadModel, type LoadedModel, type LoadOptions } from '../model/model.js';
+import type { Tokenizer } from '../model/tokenizer.js';
+import { generate, type GenerateResult } from './generate.js';
+
+export interface LocalEngineOptions extends LoadOptions {
+  /** Reported as `model` in responses when a request names none (default 'hearth-local'). */
+  modelName?: string;
+}
+
+/** A queue of one: each holder runs alone, in arrival order. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  async lock(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => (release = r));
+    const prev = this.tail;
+    this.tail = prev.then(() => next);
+    await prev;
+    return release;
+  }
+}
+
+/** An async-iterable queue of chunks: the producer pushes as tokens arrive, the consumer awaits. */
+class ChunkQueue<T> implements AsyncIterable<T> {
+  private items: T[] = [];
+  private waiting: ((r: IteratorResult<T>) => void) | null = null;
+  private failWaiting: ((e: Error) => void) | null = null;
+  private done = false;
+  private error: Error | null = null;
+  private iterated = false;
+
+  constructor(private readonly onCancel: () => void) {}
+
+  push(item: T): void {
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = this.failWaiting = null;
+      w({ value: item, done: false });
+    } else this.items.push(item);
+  }
+
+  end(cause: unknown = null): void {
+    const error = cause === null || cause instanceof Error ? cause : new EngineError('GPU_ERROR', `Generation failed: ${JSON.stringify(cause)}`);
+    this.done = true;
+    this.error = error;
+    if (!this.waiting) return;
+    const w = this.waiting;
+    const f = this.failWaiting!;
+    this.waiting = this.failWaiting = null;
+    if (error !== null) f(error);
+    else w({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    if (this.iterated) throw new EngineError('BAD_REQUEST', 'A completion stream can be iterated only once.');
+    this.iterated = true;
+    return {
+      next: (): Promise<IteratorResult<T>> => {
+        const item = this.items.shift();
+        if (item !== undefined) return Promise.resolve({ value: item, done: false });
+        if (this.done) return this.error !== null ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve, reject) => {
+          this.waiting = resolve;
+          this.failWaiting = reject;
+        });
+      },
+      // `break` out of `for await`: stop generating (the request ends as an abort).
+      return: (): Promise<IteratorResult<T>> => {
+        if (!this.done) this.onCancel();
+        this.items = [];
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+/** What run() needs besides the prompt: resolved sampling settings. */
+interface RunSpec {
+  promptTokens: number[];
+  params: SamplingRequestParams;
+  maxTokens: number;
+  topLogprobs: number;
+  /** Called with text that is safe to show: never part of a possible stop string, never half a character. */
+  onText?: (text: string, tokens: number[]) => void;
+}
+
+/** Longest suffix of `text` that is a proper prefix of some stop string. */
+function heldBackLength(text: string, stops: readonly string[]): number {
+  let held = 0;
+  for (const s of stops)
+    for (let k = Math.min(s.length - 1, text.length); k > held; k--)
+      if (text.endsWith(s.slice(0, k))) {
+        held = k;
+        break;
+      }
+  return held;
+}
+
+function stopList(stop: SamplingRequestParams['stop']): string[] {
+  if (stop === undefined || stop === null) return [];
+  return (typeof stop === 'string' ? [stop] : stop).filter((s) => s.length > 0);
+}
+
+function nullable(v: number | null | undefined): number | undefined {
+  return v === null ? undefined : v;
+}
+
+let nextId = 0;
+function makeId(prefix: string): string {
+  nextId += 1;
+  return `${prefix}-${Date.now().toString(36)}${nextId.toString(36)}`;
+}
+
+/** `chat.completions` with OpenAI's overloads: `stream: true` gives chunks, otherwise one completion. */
+class ChatCompletionsApi implements ChatCompletions {
+  constructor(private readonly impl: (p: ChatCompletionCreateParams) => Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>) {}
+  create(params: ChatCompletionCreateParamsNonStreaming): Promise<ChatCompletion>;
+  create(params: ChatCompletionCreateParamsStreaming): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(params: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+  create(params: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
+    return this.impl(params);
+  }
+}
+
+/** `completions` with OpenAI's overloads. */
+class CompletionsApi implements Completions {
+  constructor(private readonly impl: (p: CompletionCreateParams) => Promise<Completion | AsyncIterable<CompletionChunk>>) {}
+  create(params: CompletionCreateParamsNonStreaming): Promise<Completion>;
+  create(params: CompletionCreateParamsStreaming): Promise<AsyncIterable<CompletionChunk>>;
+  create(params: CompletionCreateParams): Promise<Completion | AsyncIterable<CompletionChunk>>;
+  create(params: CompletionCreateParams): Promise<Completion | AsyncIterable<CompletionChunk>> {
+    return this.impl(params);
+  }
+}
+
+/**
+ * An {@link Engine} that runs the model on this thread (in the browser it is what the worker
+ * holds; in Node it is the engine itself). Requests queue and run one at a time.
+ *
+ * @example
+ * const engine = await LocalEngine.load(await acquireNodeDevice(), await fileSource('model.gguf'));
+ * const r = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8, temperature: 0 });
+ * for await (const c of await engine.chat.completions.create({ messages, stream: true })) process.stdout.write(c.choices[0]?.delta.content ?? '');
+ */
+export class LocalEngine implements Engine {
+  /** OpenAI's `client.chat.completions`. */
+  readonly chat: { readonly completions: ChatCompletions };
+  /** OpenAI's legacy `client.completions` (raw prompt). */
+  readonly completions: Completions;
+  private model: LoadedModel | null;
+  private readonly mutex = new Mutex();
+  private readonly modelName: string;
+
+  /** Wrap an already loaded model; the engine owns it from now on (unload() destroys it). */
+  constructor(model: LoadedModel, opts: { modelName?: string } = {}) {
+    this.model = model;
+    this.modelName = opts.modelName ?? 'hearth-local';
+    this.chat = { completions: new ChatCompletionsApi((p) => this.createChat(p)) };
+    this.completions = new CompletionsApi((p) => this.createCompletion(p));
+  }
+
+  /** Load a GGUF model and wrap it in an engine. */
+  static async load(ctx: GpuContext, src: ByteSource, opts: LocalEngineOptions = {}): Promise<LocalEngine> {
+    return new LocalEngine(await loadModel(ctx, src, opts), { modelName: opts.modelName });
+  }
+
+  /** The loaded model (for tests and tools); throws NOT_LOADED after unload(). */
+  get loaded(): LoadedModel {
+    if (!this.model) throw new EngineError('NOT_LOADED', 'The engine has no model: it was unloaded. Load a model first.');
+    return this.model;
+  }
+
+  /** The prompt text a chat request is rendered to (the model's chat template or the ChatML fallback). */
+  renderChat(messages: ChatCompletionCreateParams['messages']): string {
+    const m = this.loaded;
+    return renderChatTemplate(m.chatTemplate, messages, specialTokenTexts(m.tokenizer));
+  }
+
+  async unload(): Promise<void> {
+    const release = await this.mutex.lock();
+    try {
+      this.model?.destroy();
+      this.model = null;
+    } finally {
+      release();
+    }
+  }
+
+  private async createChat(params: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
+    const tokenizer = this.loaded.tokenizer;
+    const promptTokens = this.checkPrompt(encodeChatPrompt(tokenizer, this.renderChat(params.messages)));
+    const topLogprobs = params.logprobs ? Math.min(MAX_LOGPROBS, Math.max(0, params.top_logprobs ?? 0)) : -1;
+    const maxTokens = nullable(params.max_completion_tokens) ?? nullable(params.max_tokens) ?? Infinity;
+    const id = makeId('chatcmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const model = params.model ?? this.modelName;
+    const spec = { promptTokens, params, maxTokens, topLogprobs };
+    const chatLogprobs = (r: GenerateResult, from: number, to: number) =>
+      topLogprobs >= 0 ? { content: this.tokenLogprobs(r, from, to, topLogprobs), refusal: null } : null;
+
+    if (params.stream !== true) {
+      const r = await this.runExclusive(spec);
+      return {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: r.text, refusal: null },
+            finish_reason: notAborted(r),
+            logprobs: chatLogprobs(r, 0, r.tokens.length),
+          },
+        ],
+        usage: usage(r),
+      };
+    }
+    const chunk = (delta: ChatCompletionChunk['choices'][number]['delta'], finishReason: FinishReason | null): ChatCompletionChunk => ({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+    });
+    return this.stream<ChatCompletionChunk>(spec, {
+      first: () => chunk({ role: 'assistant', content: '' }, null),
+      text: (text) => chunk({ content: text }, null),
+      last: (text, r) => ({
+        ...chunk(text === '' ? {} : { content: text }, r.finishReason),
+        choices: [{ index: 0, delta: text === '' ? {} : { content: text }, finish_reason: r.finishReason, logprobs: chatLogprobs(r, 0, r.tokens.length) }],
+        usage: usage(r),
+      }),
+    });
+  }
+
+  private async createCompletion(params: CompletionCreateParams): Promise<Completion | AsyncIterable<CompletionChunk>> {
+    const tokenizer = this.loaded.tokenizer;
+    if (typeof params.prompt !== 'string') throw new EngineError('BAD_REQUEST', 'prompt must be a string.');
+    const promptTokens = this.checkPrompt(tokenizer.encode(params.prompt, { addBos: tokenizer.addBos, parseSpecial: true }));
+    const topLogprobs = params.logprobs === undefined || params.logprobs === null ? -1 : Math.min(MAX_LOGPROBS, Math.max(0, params.logprobs));
+    const maxTokens = nullable(params.max_tokens) ?? Infinity;
+    const id = makeId('cmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const model = params.model ?? this.modelName;
+    const spec = { promptTokens, params, maxTokens, topLogprobs };
+    const logprobs = (r: GenerateResult) => (topLogprobs >= 0 ? this.completionLogprobs(r, topLogprobs) : null);
+
+    if (params.stream !== true) {
+      const r = await this.runExclusive(spec);
+      return {
+        id,
+        object: 'text_completion',
+        created,
+        model,
+        choices: [{ index: 0, text: r.text, finish_reason: notAborted(r), logprobs: logprobs(r) }],
+        usage: usage(r),
+      };
+    }
+    const chunk = (text: string, finishReason: FinishReason | null, r?: GenerateResult): CompletionChunk => ({
+      id,
+      object: 'text_completion',
+      created,
+      model,
+      choices: [{ index: 0, text, finish_reason: finishReason, logprobs: r ? logprobs(r) : null }],
+      ...(r ? { usage: usage(r) } : {}),
+    });
+    return this.stream<CompletionChunk>(spec, {
+      text: (text) => chunk(text, null),
+      last: (text, r) => chunk(text, r.finishReason, r),
+    });
+  }
+
+  /** Reject a prompt that cannot run before a stream is handed out (as OpenAI rejects create()). */
+  private checkPrompt(promptTokens: number[]): number[] {
+    const maxContext = this.loaded.runner.opts.maxContext;
+    if (promptTokens.length === 0) throw new EngineError('BAD_REQUEST', 'The prompt is empty and the model adds no BOS token.');
+    if (promptTokens.length >= maxContext)
+      throw new EngineError(
+        'CONTEXT_OVERFLOW',
+        `The prompt has ${promptTokens.length} tokens; the context holds ${maxContext}. Shorten the prompt or load with a larger maxContext.`,
+        {
+          promptTokens: promptTokens.length,
+          maxContext,
+        },
+      );
+    return promptTokens;
+  }
+
+  /** Queue the request and run it to the end; a non-streamed abort rejects with ABORTED. */
+  private async runExclusive(spec: RunSpec): Promise<GenerateResult> {
+    const r = await this.run(spec);
+    if (r.finishReason === 'abort')
+      throw new EngineError('ABORTED', `The request was aborted after ${r.tokens.length} generated tokens.`, { completionTokens: r.tokens.length });
+    return r;
+  }
+
+  /**
+   * Start the request now (queued behind others) and return its chunks as they are produced. The
+   * last chunk carries the finish reason and usage; an abort ends the stream with finish_reason 'abort'.
+   */
+  private stream<C>(spec: RunSpec, make: { first?: () => C; text: (text: string) => C; last: (text: string, r: GenerateResult) => C }): AsyncIterable<C> {
+    const local = new AbortController();
+    const user = spec.params.signal;
+    const onUserAbort = (): void => local.abort();
+    if (user?.aborted) local.abort();
+    else user?.addEventListener('abort', onUserAbort, { once: true });
+    const queue = new ChunkQueue<C>(() => local.abort());
+    if (make.first) queue.push(make.first());
+    let emitted = '';
+    this.run({
+      ...spec,
+      params: { ...spec.params, signal: local.signal },
+      onText: (text) => {
+        emitted += text;
+        queue.push(make.text(text));
+      },
+    })
+      .then((r) => {
+        // run() only emits a prefix of the final text; the rest (held back for stop strings, the
+        // decoder's flush) goes in the last chunk.
+        queue.push(make.last(r.text.startsWith(emitted) ? r.text.slice(emitted.length) : '', r));
+        queue.end();
+      })
+      .catch((e: unknown) => queue.end(e))
+      .finally(() => user?.removeEventListener('abort', onUserAbort));
+    return queue;
+  }
+
+  /** The one place that drives generate(): queueing, parameter mapping, stop-string hold-back. */
+  private async run(spec: RunSpec): Promise<GenerateResult> {
+    const release = await this.mutex.lock();
+    try {
+      const model = this.loaded;
+      const p = spec.params;
+      const stops = stopList(p.stop);
+      let text = '';
+      let emittedLength = 0;
+      let pending: number[] = [];
+      return await generate(model, {
+        promptTokens: spec.promptTokens,
+        maxTokens: spec.maxTokens,
+        temperature: nullable(p.temperature) ?? 1,
+        topP: nullable(p.top_p) ?? 1,
+        topK: nullable(p.top_k) ?? 0,
+        seed: nullable(p.seed),
+        logprobs: Math.max(0, spec.topLogprobs),
+        stop: stops,
+        signal: p.signal,
+        onToken: spec.onText
+          ? (token, piece) => {
+              text += piece;
+              pending.push(token);
+              const hit = stops.map((s) => text.indexOf(s)).filter((ix) => ix >= 0);
+              const safeEnd = hit.length > 0 ? Math.min(...hit) : text.length - heldBackLength(text, stops);
+              if (safeEnd > emittedLength) {
+                spec.onText?.(text.slice(emittedLength, safeEnd), pending);
+                emittedLength = safeEnd;
+                pending = [];
+              }
+            }
+          : undefined,
+      });
+    } finally {
+      release();
+    }
+  }
+
+  private tokenLogprobs(r: GenerateResult, from: number, to: number, top: number): ChatCompletionTokenLogprob[] {
+    const tok = this.loaded.tokenizer;
+    const out: ChatCompletionTokenLogprob[] = [];
+    for (let i = from; i < to; i++) {
+      const id = r.tokens[i]!;
+      const list = r.logprobs[i] ?? [];
+      out.push({
+        ...tokenEntry(tok, id, r.tokenLogprobs[i]!),
+        top_logprobs: list.slice(0, top).map((e) => tokenEntry(tok, e.token, e.logprob)),
+      });
+    }
+    return out;
+  }
+
+  private completionLogprobs(r: GenerateResult, top: number): CompletionLogprobs {
+    const tok = this.loaded.tokenizer;
+    const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+    let offset = 0;
+    r.tokens.forEach((id, i) => {
+      const list = r.logprobs[i] ?? [];
+      const text = tokenString(tok, id);
+      out.tokens.push(text);
+      out.token_logprobs.push(r.tokenLogprobs[i]!);
+      out.top_logprobs.push(Object.fromEntries(list.slice(0, top).map((e) => [tokenString(tok, e.token), e.logprob])));
+      out.text_offset.push(offset);
+      offset += text.length;
+    });
+    return out;
+  }
+}
+
+function tokenString(tok: Tokenizer, id: number): string {
+  return new TextDecoder('utf-8').decode(tok.tokenBytes(id));
+}
+
+function tokenEntry(tok: Tokenizer, id: number, logprob: number): { token: string; logprob: number; bytes: number[] } {
+  const bytes = tok.tokenBytes(id);
+  return { token: new TextDecoder('utf-8').decode(bytes), logprob, bytes: Array.from(bytes) };
+}
+
+function notAborted(r: GenerateResult): Exclude<FinishReason, 'abort'> {
+  if (r.finishReason === 'abort') throw new EngineError('ABORTED', 'The request was aborted.');
+  return r.finishReason;
+}
+
+function usage(r: GenerateResult): CompletionUsage {
+  return { prompt_tokens: r.promptTokens.length, completion_tokens: r.tokens.length, total_tokens: r.promptTokens.length + r.tokens.length };
+}
