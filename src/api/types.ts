@@ -96,6 +96,8 @@ export interface CompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** As OpenAI reports prompt caching: prompt tokens whose KV was reused from the previous request. */
+  prompt_tokens_details?: { cached_tokens: number };
 }
 
 /** The assistant message of a non-streamed chat completion. */

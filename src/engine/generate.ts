@@ -18,6 +18,12 @@ export interface GenerateRequest {
   logprobs?: number;
   stop?: string[];
   signal?: AbortSignal;
+  /**
+   * How many leading prompt tokens are already in the KV cache from the previous request (their
+   * positions 0..reuse-1 hold exactly these tokens): only the rest is prefilled. At most
+   * promptTokens.length - 1, since the last prompt token must be fed to get the next token.
+   */
+  reuse?: number;
   /** Called with each token and the text it completes (may be '' mid UTF-8 sequence). */
   onToken?: (token: number, text: string) => void;
 }
@@ -31,6 +37,10 @@ export interface GenerateResult {
   logprobs: { token: number; logprob: number }[][];
   /** Log-probability of each generated token under the untempered distribution (always filled). */
   tokenLogprobs: number[];
+  /** Prompt tokens whose KV was reused instead of prefilled. */
+  reusedTokens: number;
+  /** The tokens whose KV is now in the cache, position by position (prompt + generated tokens fed). */
+  kvTokens: number[];
   finishReason: FinishReason;
   timings: { prefillMs: number; decodeMs: number; prefillTokensPerS: number; decodeTokensPerS: number };
 }
@@ -77,8 +87,10 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
 
   const t0 = now();
   let tPrefill = t0;
-  let pos = 0;
-  let feed = promptTokens;
+  const reuse = Math.max(0, Math.min(req.reuse ?? 0, promptTokens.length - 1));
+  let pos = reuse;
+  let feed = promptTokens.slice(reuse);
+  const kvTokens = promptTokens.slice(0, reuse);
   for (let i = 0; i < maxTokens; i++) {
     if (req.signal?.aborted) {
       finishReason = 'abort';
@@ -87,6 +99,7 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
     const r = await runner.forwardSample(feed, pos, sampling, i);
     if (i === 0) tPrefill = now();
     pos += feed.length;
+    kvTokens.push(...feed);
     if (tokenizer.isEog(r.token)) {
       finishReason = 'stop';
       break;
@@ -115,11 +128,13 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
     text,
     logprobs,
     tokenLogprobs,
+    reusedTokens: reuse,
+    kvTokens,
     finishReason,
     timings: {
       prefillMs,
       decodeMs,
-      prefillTokensPerS: prefillMs > 0 ? (promptTokens.length / prefillMs) * 1000 : 0,
+      prefillTokensPerS: prefillMs > 0 ? ((promptTokens.length - reuse) / prefillMs) * 1000 : 0,
       decodeTokensPerS: decodeMs > 0 && tokens.length > 1 ? ((tokens.length - 1) / decodeMs) * 1000 : 0,
     },
   };

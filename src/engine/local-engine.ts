@@ -175,6 +175,13 @@ export class LocalEngine implements Engine {
   readonly completions: Completions;
   private model: LoadedModel | null;
   private readonly mutex = new Mutex();
+  /**
+   * The tokens whose KV is in the cache, by position, after the last request: a follow-up whose
+   * prompt starts with them (a multi-turn chat) prefills only what is new. Emptied when unknown.
+   */
+  private kvTokens: number[] = [];
+  /** The runner's kvVersion when kvTokens was recorded; anything else means another writer. */
+  private kvVersion = -1;
   private readonly modelName: string;
 
   /** Wrap an already loaded model; the engine owns it from now on (unload() destroys it). */
@@ -207,6 +214,7 @@ export class LocalEngine implements Engine {
     try {
       this.model?.destroy();
       this.model = null;
+      this.kvTokens = [];
     } finally {
       release();
     }
@@ -363,7 +371,13 @@ export class LocalEngine implements Engine {
       let text = '';
       let emittedLength = 0;
       let pending: number[] = [];
-      return await generate(model, {
+      let reuse = 0;
+      if (model.runner.kvVersion !== this.kvVersion) this.kvTokens = [];
+      while (reuse < this.kvTokens.length && reuse < spec.promptTokens.length && this.kvTokens[reuse] === spec.promptTokens[reuse]) reuse++;
+      // Until generate() reports what it fed, the cache is in an unknown state.
+      this.kvTokens = [];
+      const r = await generate(model, {
+        reuse,
         promptTokens: spec.promptTokens,
         maxTokens: spec.maxTokens,
         temperature: nullable(p.temperature) ?? 1,
@@ -387,6 +401,9 @@ export class LocalEngine implements Engine {
             }
           : undefined,
       });
+      this.kvTokens = r.kvTokens;
+      this.kvVersion = model.runner.kvVersion;
+      return r;
     } finally {
       release();
     }
@@ -438,5 +455,10 @@ function notAborted(r: GenerateResult): Exclude<FinishReason, 'abort'> {
 }
 
 function usage(r: GenerateResult): CompletionUsage {
-  return { prompt_tokens: r.promptTokens.length, completion_tokens: r.tokens.length, total_tokens: r.promptTokens.length + r.tokens.length };
+  return {
+    prompt_tokens: r.promptTokens.length,
+    completion_tokens: r.tokens.length,
+    total_tokens: r.promptTokens.length + r.tokens.length,
+    prompt_tokens_details: { cached_tokens: r.reusedTokens },
+  };
 }

@@ -55,6 +55,8 @@ export class ModelRunner {
   private readonly buffers: GPUBuffer[] = [];
   /** Bytes of GPU memory for activations and the KV cache. */
   readonly runtimeBytes: number;
+  /** Bumped by every forward pass: a caller that remembers what its KV rows hold can tell whether anyone else wrote since. */
+  kvVersion = 0;
 
   constructor(
     private readonly ctx: GpuContext,
@@ -202,6 +204,7 @@ export class ModelRunner {
   }
 
   private writeTokens(tokens: ArrayLike<number>, from: number, n: number, startPos: number, counter: number): void {
+    this.kvVersion++;
     const ids = new Uint32Array(n);
     for (let i = 0; i < n; i++) ids[i] = tokens[from + i]!;
     this.ctx.device.queue.writeBuffer(this.tokenIds, 0, ids);
