@@ -116,6 +116,16 @@ export class ModelRunner {
     this.runtimeBytes = this.buffers.reduce((a, b) => a + b.size, 0);
   }
 
+  /** GPU bytes a runner with these options allocates (KV cache, activations, tables), before it does. */
+  static estimateBytes(cfg: ModelConfig, opts: RunnerOptions): number {
+    const { dModel: D, ffDim: FF, numHeads: H, numKvHeads: KVH, headDim: HD, vocabSize: V } = cfg;
+    const B = opts.maxBatch;
+    const perTokenActs = 2 * D + (H + 2 * KVH) * HD + H * HD + 3 * FF;
+    const kv = 2 * cfg.numLayers * opts.maxContext * KVH * HD;
+    const rope = opts.maxContext * cfg.ropeDim;
+    return 4 * (B * perTokenActs + B + kv + rope + V + 2 * SAMPLE_OUT_WORDS);
+  }
+
   /**
    * Record the forward pass of `n` tokens at `startPos` into `enc` (logits of the last token).
    * With a profiler, every dispatch gets its own timestamped pass, labelled by kernel class.

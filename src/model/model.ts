@@ -16,6 +16,12 @@ export interface LoadOptions {
   /** Tokens per forward pass; longer prompts are prefilled in chunks (default 256). */
   maxBatch?: number;
   onProgress?: LoadProgress;
+  /**
+   * GPU memory the model may take (weights, KV cache, activations); a larger model fails with
+   * MODEL_TOO_LARGE before anything is allocated. WebGPU does not report device memory, so there
+   * is no default budget; running out is still caught and reported as MODEL_TOO_LARGE.
+   */
+  gpuBudgetBytes?: number;
 }
 
 export interface LoadedModel {
@@ -36,7 +42,11 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
   const maxContext = Math.min(opts.maxContext ?? Math.min(cfg.contextLength, 4096), cfg.contextLength);
   const maxBatch = Math.min(opts.maxBatch ?? 256, maxContext);
   if (!(maxContext > 0 && maxBatch > 0)) throw new EngineError('BAD_REQUEST', `maxContext (${maxContext}) and maxBatch (${maxBatch}) must be positive.`);
-  const weights = await loadWeights(ctx, file, src, cfg, opts.onProgress);
+  const weights = await loadWeights(ctx, file, src, cfg, {
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    otherBytes: ModelRunner.estimateBytes(cfg, { maxContext, maxBatch }),
+    ...(opts.gpuBudgetBytes !== undefined ? { budgetBytes: opts.gpuBudgetBytes } : {}),
+  });
   let runner: ModelRunner;
   try {
     runner = new ModelRunner(ctx, cfg, weights, { maxContext, maxBatch });

@@ -48,7 +48,16 @@ const SYNC_EVERY_BYTES = 64 << 20;
 
 export type LoadProgress = (loadedBytes: number, totalBytes: number) => void;
 
-export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSource, cfg: ModelConfig, onProgress?: LoadProgress): Promise<ModelWeights> {
+export interface WeightLoadOptions {
+  onProgress?: LoadProgress;
+  /** GPU bytes the caller will allocate besides the weights (KV cache, activations), for the budget check. */
+  otherBytes?: number;
+  /** Refuse, before any allocation, a model whose weights + otherBytes exceed this (MODEL_TOO_LARGE). */
+  budgetBytes?: number;
+}
+
+export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSource, cfg: ModelConfig, opts: WeightLoadOptions = {}): Promise<ModelWeights> {
+  const onProgress = opts.onProgress;
   const byName = new Map(file.tensors.map((t) => [t.name, t]));
   const need = (name: string, dims: number[]): GGUFTensorInfo => {
     const t = byName.get(name);
@@ -122,6 +131,7 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
 
   const maxBinding = ctx.limits.maxStorageBufferBindingSize;
   let totalBytes = 0;
+  let gpuNeed = 0;
   for (const { key, infos, kind } of plan) {
     for (const info of infos) {
       const ti = GGML_TYPES.get(info.type);
@@ -137,6 +147,7 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
     }
     const elems = infos.reduce((a, t) => a + t.numElems, 0);
     const size = kind === 'matrix' ? gpuLayout(infos[0]!.type, elems).sizeBytes : elems * 4;
+    gpuNeed += Math.ceil(size / 16) * 16;
     if (size > maxBinding)
       throw new EngineError(
         'MODEL_TOO_LARGE',
@@ -145,6 +156,14 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
       );
   }
 
+  const needBytes = gpuNeed + (opts.otherBytes ?? 0);
+  if (opts.budgetBytes !== undefined && needBytes > opts.budgetBytes)
+    throw new EngineError(
+      'MODEL_TOO_LARGE',
+      `The model needs ${needBytes} bytes of GPU memory (${gpuNeed} for weights, ${opts.otherBytes ?? 0} for the KV cache and activations) but the budget is ${opts.budgetBytes}. Use a smaller quantization, a shorter context (maxContext) or a larger budget.`,
+      { neededBytes: needBytes, weightBytes: gpuNeed, otherBytes: opts.otherBytes ?? 0, budgetBytes: opts.budgetBytes },
+    );
+
   const buffers: GPUBuffer[] = [];
   let loaded = 0;
   let sinceSync = 0;
@@ -152,6 +171,7 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
   let fileBytes = 0;
   const matrices = new Map<string, GpuWeight>();
   const vectors = new Map<string, GPUBuffer>();
+  ctx.device.pushErrorScope('out-of-memory');
   try {
     for (const { key, infos, kind } of plan) {
       for (const t of infos) fileBytes += t.sizeBytes;
@@ -203,6 +223,12 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
       matrices.set(key, { buffer: buf, type, K, N: elems / K, scaleOffsetBytes: layout.scaleOffsetBytes });
     }
     await ctx.device.queue.onSubmittedWorkDone();
+    const oom = await ctx.device.popErrorScope();
+    if (oom)
+      throw new EngineError('MODEL_TOO_LARGE', `The GPU ran out of memory loading the weights (${needBytes} bytes needed): ${oom.message}`, {
+        neededBytes: needBytes,
+        weightBytes: gpuNeed,
+      });
   } catch (e) {
     for (const b of buffers) b.destroy();
     throw e;

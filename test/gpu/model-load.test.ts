@@ -115,3 +115,31 @@ describe('stacked weights', () => {
     mixed.destroy();
   });
 });
+
+describe('GPU memory budget', () => {
+  test('a model over the budget is MODEL_TOO_LARGE with the numbers, before any allocation', async () => {
+    const ctx = await gpu();
+    let created = 0;
+    const counting = new Proxy(ctx.device, {
+      get(target, prop, recv) {
+        if (prop === 'createBuffer') return (d: GPUBufferDescriptor) => (created++, target.createBuffer(d));
+        const v = Reflect.get(target, prop, recv) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const bytes = readFileSync(fixturePath('llama-q8_0'));
+    const err = await loadModel({ ...ctx, device: counting }, bufferSource(bytes), { maxContext: 64, gpuBudgetBytes: 1 << 20 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'MODEL_TOO_LARGE', details: { budgetBytes: 1 << 20 } });
+    expect(Number((err as EngineError).details.neededBytes)).toBeGreaterThan(1 << 20);
+    expect(created).toBe(0);
+  });
+
+  test('the estimate the budget check uses matches what the runner allocates', async () => {
+    const m = await loadModel(await gpu(), bufferSource(readFileSync(fixturePath('qwen2-f32'))), { maxContext: 96, maxBatch: 32, gpuBudgetBytes: 1 << 30 });
+    const { ModelRunner } = await import('../../src/model/forward.js');
+    const est = ModelRunner.estimateBytes(m.cfg, m.runner.opts);
+    expect(est).toBeGreaterThanOrEqual(0.9 * m.runner.runtimeBytes);
+    expect(est).toBeLessThanOrEqual(1.1 * m.runner.runtimeBytes);
+    m.destroy();
+  });
+});
