@@ -1,9 +1,9 @@
 // Vite config for the demo pages (demo/index.html chat, demo/bench.html benchmark) and the model
 // file server they fetch from. Add a page to PAGES; add a model directory to modelDirs.
 
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin, type UserConfig } from 'vite';
 
@@ -93,6 +93,38 @@ export function modelFiles(modelDirs: string[]): Plugin {
   };
 }
 
+/** Largest file the service worker precaches; bigger ones (wllama's WASM, for bench.html) are cached when first fetched. */
+const PRECACHE_MAX_BYTES = 2 * 2 ** 20;
+
+/**
+ * Writes `precache.json` into a build: the app shell the service worker (demo/public/sw.js)
+ * caches at install, so the chat page opens offline. Hashed names are only known here.
+ */
+export function precacheList(): Plugin {
+  let outDir = '';
+  return {
+    name: 'hearth-precache-list',
+    apply: 'build',
+    configResolved(c) {
+      outDir = c.build.outDir;
+    },
+    closeBundle() {
+      if (!existsSync(outDir)) return;
+      const files: string[] = [];
+      const walk = (d: string): void => {
+        for (const f of readdirSync(d, { withFileTypes: true })) {
+          const p = join(d, f.name);
+          if (f.isDirectory()) walk(p);
+          else if (f.name !== 'sw.js' && f.name !== 'precache.json' && statSync(p).size <= PRECACHE_MAX_BYTES)
+            files.push(relative(outDir, p).split('\\').join('/'));
+        }
+      };
+      walk(outDir);
+      writeFileSync(join(outDir, 'precache.json'), JSON.stringify(files.sort()));
+    },
+  };
+}
+
 export interface HearthViteOptions {
   modelDirs?: string[];
   /** 0 picks a free port (the CLI and the browser tests do). */
@@ -105,7 +137,7 @@ export function hearthViteConfig(o: HearthViteOptions = {}): UserConfig {
     root: DEMO,
     // Vite's own dep cache next to node_modules, not inside demo/.
     cacheDir: join(REPO, 'node_modules/.vite'),
-    plugins: [modelFiles(o.modelDirs ?? defaultModelDirs())],
+    plugins: [modelFiles(o.modelDirs ?? defaultModelDirs()), precacheList()],
     worker: { format: 'es' },
     // Prebundled up front so a first page load never triggers a dep re-optimisation reload.
     optimizeDeps: {

@@ -1,7 +1,8 @@
-// The chat demo page: pick a GGUF model (URL or file), prompt it, stream the output from the worker.
-// A later issue turns this into the PWA demo; new controls get an element in index.html and a handler here.
+// The chat demo page (a PWA): pick a GGUF model (URL, file or drop), prompt it, stream the output from the
+// worker. URLs go through the offline model store; new controls get an element in index.html and a handler here.
 
 import { EngineError } from '../src/api/errors.js';
+import { deleteModel, fetchModel, listModels } from '../src/storage/model-store.js';
 import { createWorkerEngine, type EngineInfo, type WorkerEngine } from '../src/worker/client.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -12,6 +13,9 @@ const $ = <T extends HTMLElement>(id: string): T => {
 
 const urlInput = $<HTMLInputElement>('url');
 const fileInput = $<HTMLInputElement>('file');
+const sha256Input = $<HTMLInputElement>('sha256');
+const storeStatus = $('store-status');
+const storedList = $('stored');
 const loadButton = $<HTMLButtonElement>('load');
 const modelStatus = $('model-status');
 const adapterEl = $('adapter');
@@ -28,7 +32,10 @@ const errorEl = $('error');
 type State = 'idle' | 'loading' | 'generating';
 
 let engine: WorkerEngine | null = null;
+/** What is loaded: the File, or the URL with its expected digest. */
 let loadedKey: string | File | null = null;
+/** A file dropped on the page, used when the file input holds none. */
+let droppedFile: File | null = null;
 let running: AbortController | null = null;
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -61,27 +68,70 @@ function describe(info: EngineInfo): void {
 }
 
 function selectedSource(): string | File {
-  const file = fileInput.files?.[0];
+  const file = fileInput.files?.[0] ?? droppedFile;
   if (file) return file;
   const url = urlInput.value.trim();
   if (url.length === 0) throw new EngineError('BAD_REQUEST', 'Enter a model URL or choose a .gguf file.');
   return url;
 }
 
+async function showStored(): Promise<void> {
+  const models = await listModels().catch(() => []);
+  storedList.replaceChildren(
+    ...models.map((m) => {
+      const li = document.createElement('li');
+      li.dataset.url = m.url;
+      li.textContent = `stored offline: ${m.url} · ${mib(m.sizeBytes)} · sha256 ${m.sha256.slice(0, 12)}…`;
+      const del = document.createElement('button');
+      del.textContent = 'delete';
+      del.addEventListener('click', () => void deleteModel(m.url).then(showStored));
+      li.append(del);
+      return li;
+    }),
+  );
+}
+
 async function ensureLoaded(): Promise<WorkerEngine> {
   engine ??= createWorkerEngine();
   const src = selectedSource();
-  if (loadedKey !== null && loadedKey === src) return engine;
+  const sha256 = sha256Input.value.trim();
+  const key = typeof src === 'string' ? `${src}#${sha256}` : src;
+  if (loadedKey !== null && loadedKey === key) return engine;
   loadedKey = null;
   modelStatus.textContent = 'loading…';
+  storeStatus.textContent = '';
   const t0 = performance.now();
-  const info = await engine.load(src, {
-    onProgress: (p) => {
-      const what = p.phase === 'download' ? 'downloading' : 'uploading weights to the GPU';
-      modelStatus.textContent = `${what}: ${mib(p.loadedBytes)}${p.totalBytes > 0 ? ` of ${mib(p.totalBytes)}` : ''}`;
-    },
-  });
-  loadedKey = src;
+  let bytes: Blob = typeof src === 'string' ? new Blob() : src;
+  if (typeof src === 'string') {
+    let fromNetwork = false;
+    bytes = await fetchModel(src, {
+      ...(sha256 !== '' ? { sha256 } : {}),
+      onProgress: (loaded, total) => {
+        fromNetwork ||= loaded < total;
+        modelStatus.textContent = `downloading: ${mib(loaded)}${total > 0 ? ` of ${mib(total)} (${((100 * loaded) / total).toFixed(0)} %)` : ''}`;
+      },
+      // The model still loads; only the offline copy is missing.
+      onStoreError: (e) => {
+        storeStatus.textContent = `not stored for offline use: ${e.code}: ${e.message}`;
+      },
+    });
+    if (storeStatus.textContent === '') storeStatus.textContent = fromNetwork ? 'downloaded and stored for offline use' : 'loaded from the offline store';
+    void showStored();
+  }
+  let info: EngineInfo;
+  try {
+    info = await engine.load(bytes, {
+      onProgress: (p) => {
+        const what = p.phase === 'download' ? 'downloading' : 'uploading weights to the GPU';
+        modelStatus.textContent = `${what}: ${mib(p.loadedBytes)}${p.totalBytes > 0 ? ` of ${mib(p.totalBytes)}` : ''}`;
+      },
+    });
+  } catch (e) {
+    // A file the engine rejects is no use offline either.
+    if (typeof src === 'string' && e instanceof EngineError && e.code === 'BAD_MODEL_FILE') await deleteModel(src).then(showStored, () => undefined);
+    throw e;
+  }
+  loadedKey = key;
   describe(info);
   modelStatus.textContent += ` · loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   return engine;
@@ -152,23 +202,66 @@ promptInput.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !generateButton.disabled) void onGenerate();
 });
 fileInput.addEventListener('change', () => {
+  droppedFile = null;
   if (fileInput.files?.[0]) urlInput.value = '';
 });
 urlInput.addEventListener('input', () => {
-  if (urlInput.value !== '') fileInput.value = '';
+  if (urlInput.value !== '') {
+    fileInput.value = '';
+    droppedFile = null;
+  }
 });
 
-// Offer the served model files; harmless when the listing is unavailable (a static build).
-fetch('/models/index.json')
-  .then((r) => (r.ok ? (r.json() as Promise<string[]>) : []))
-  .then((names) => {
-    const list = $('models');
-    for (const n of names) {
-      const opt = document.createElement('option');
-      opt.value = `/models/${n}`;
-      list.append(opt);
-    }
-  })
-  .catch(() => undefined);
+// Drag and drop a .gguf anywhere on the page: it becomes the selected file and loads.
+document.addEventListener('dragover', (e) => {
+  if (!e.dataTransfer?.types.includes('Files')) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = 'copy';
+  document.body.classList.add('dragging');
+});
+document.addEventListener('dragleave', (e) => {
+  if (e.relatedTarget === null) document.body.classList.remove('dragging');
+});
+document.addEventListener('drop', (e) => {
+  document.body.classList.remove('dragging');
+  const file = e.dataTransfer?.files[0];
+  if (!file) return;
+  e.preventDefault();
+  fileInput.value = '';
+  droppedFile = file;
+  urlInput.value = '';
+  if (!loadButton.disabled) void onLoad();
+});
+
+// The service worker (demo/public/sw.js) caches the built app shell; the dev server's on-the-fly
+// modules are not worth caching, so only a production build registers it.
+if (import.meta.env.PROD && 'serviceWorker' in navigator) {
+  navigator.serviceWorker
+    .register('./sw.js', { scope: './' })
+    .then(() => navigator.serviceWorker.ready)
+    .then(() => {
+      const mark = (): void => {
+        if (navigator.serviceWorker.controller) document.body.dataset.sw = 'active';
+      };
+      mark();
+      navigator.serviceWorker.addEventListener('controllerchange', mark);
+    })
+    .catch((e: unknown) => console.warn('hearth: service worker not registered:', e));
+}
+void showStored();
+
+// Offer the served model files; harmless when the listing is unavailable (a static build, offline).
+if (navigator.onLine)
+  fetch('/models/index.json')
+    .then((r) => (r.ok ? (r.json() as Promise<string[]>) : []))
+    .then((names) => {
+      const list = $('models');
+      for (const n of names) {
+        const opt = document.createElement('option');
+        opt.value = `/models/${n}`;
+        list.append(opt);
+      }
+    })
+    .catch(() => undefined);
 
 setState('idle');
