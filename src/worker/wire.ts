@@ -4,6 +4,7 @@
 import { transferHandlers, type TransferHandler } from 'comlink';
 import { EngineError, type ErrorCode, type ErrorDetails } from '../api/errors.js';
 import type { AdapterSummary, GpuFeatures } from '../gpu/device.js';
+import type { ChatCompletionCreateParamsBase, CompletionCreateParamsBase } from '../api/types.js';
 import type { BenchOptions, BenchResult } from '../engine/bench.js';
 import type { GenerateRequest, GenerateResult } from '../engine/generate.js';
 import type { ModelConfig } from '../model/config.js';
@@ -16,6 +17,8 @@ export interface WorkerLoadOptions {
   maxContext?: number;
   /** Tokens per forward pass (default 256). */
   maxBatch?: number;
+  /** Reported as `model` in OpenAI-shaped responses when a request names none (default 'hearth-local'). */
+  modelName?: string;
 }
 
 /** Load progress: 'download' while a URL is fetched (totalBytes 0 when the server sends no length), 'upload' while weights go to the GPU. */
@@ -36,6 +39,21 @@ export interface TokenBatch {
 }
 
 export type { BenchOptions, BenchResult, GenerateResult };
+
+/** chat.completions.create() parameters as plain data: the signal becomes a request id, `stream` a callback. */
+export type WireChatParams = Omit<ChatCompletionCreateParamsBase, 'signal' | 'stream'>;
+
+/** completions.create() parameters as plain data. */
+export type WireCompletionParams = Omit<CompletionCreateParamsBase, 'signal' | 'stream'>;
+
+/**
+ * How a request is called: `id` names it for abort(); `aborted` says the caller's signal had fired
+ * before the call (an abort() message sent before the call could arrive first and be missed).
+ */
+export interface WireCall {
+  id?: number;
+  aborted?: boolean;
+}
 
 export interface ModelInfo {
   name: string;

@@ -1,12 +1,14 @@
-// The module Web Worker that owns the GPU device and the loaded model; exposes WorkerApi via comlink.
-// A new message adds a method to `api` (plain-data arguments, types in wire.ts) and to client.ts.
+// The module Web Worker that owns the GPU device and a LocalEngine over the loaded model; exposes WorkerApi via comlink.
+// A new message adds a method to `api` (plain-data arguments, types in wire.ts) and to client.ts or engine-client.ts.
 
 import { expose, type ProxyMarked } from 'comlink';
 import { EngineError } from '../api/errors.js';
+import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk } from '../api/types.js';
 import { acquireBrowserDevice, describeAdapter, type GpuContext } from '../gpu/device.js';
 import { benchModel } from '../engine/bench.js';
 import { probeCeilings, type Ceilings } from '../gpu/probes.js';
 import { generate } from '../engine/generate.js';
+import { LocalEngine } from '../engine/local-engine.js';
 import { blobSource, bufferSource, type ByteSource } from '../model/byte-source.js';
 import { loadModel, type LoadedModel } from '../model/model.js';
 import {
@@ -19,6 +21,9 @@ import {
   type ModelInfo,
   type ModelSource,
   type TokenBatch,
+  type WireCall,
+  type WireChatParams,
+  type WireCompletionParams,
   type WireGenerateRequest,
   type WorkerLoadOptions,
 } from './wire.js';
@@ -44,9 +49,12 @@ export type { Ceilings };
 /** Streamed tokens are flushed at most this often, or when this many are waiting. */
 const FLUSH_MS = 40;
 const FLUSH_TOKENS = 16;
+/** Streamed completion chunks likewise: a batch goes FLUSH_MS after its first chunk, or at this size. */
+const FLUSH_CHUNKS = 16;
 
 let ctx: GpuContext | null = null;
-let model: LoadedModel | null = null;
+/** The OpenAI-shaped engine over the loaded model; generate() and bench() use its model directly. */
+let engine: LocalEngine | null = null;
 /** Requests run one at a time on the single model; cancellation does not queue. */
 let queue: Promise<unknown> = Promise.resolve();
 const running = new Map<number, AbortController>();
@@ -72,16 +80,20 @@ async function device(): Promise<GpuContext> {
   if (ctx && !ctx.lost) return ctx;
   if (ctx?.lost) {
     // Everything on the lost device is gone; a fresh device needs a fresh model load.
-    model = null;
+    engine = null;
     ctx = null;
   }
   ctx = await acquireBrowserDevice();
   return ctx;
 }
 
+function needEngine(): LocalEngine {
+  if (!engine) throw new EngineError('NOT_LOADED', 'No model is loaded in the worker. Call load() with a GGUF file or URL first.');
+  return engine;
+}
+
 function needModel(): LoadedModel {
-  if (!model) throw new EngineError('NOT_LOADED', 'No model is loaded in the worker. Call load() with a GGUF file or URL first.');
-  return model;
+  return needEngine().loaded;
 }
 
 /** Notify without waiting for the main thread, and never let a failing listener break the worker. */
@@ -157,14 +169,85 @@ function engineInfo(c: GpuContext): EngineInfo {
     features: { ...c.features },
     maxBufferSizeBytes: c.limits.maxBufferSize,
     maxStorageBufferBindingSizeBytes: c.limits.maxStorageBufferBindingSize,
-    model: model ? modelInfo(model) : null,
+    model: engine ? modelInfo(engine.loaded) : null,
   };
 }
 
-function unloadNow(): void {
-  const m = model;
-  model = null;
-  m?.destroy();
+/** Only inside serial(): the engine's own queue is then empty, so its unload() runs at once. */
+async function unloadNow(): Promise<void> {
+  const e = engine;
+  engine = null;
+  await e?.unload();
+}
+
+/**
+ * Pushes a request's chunks to the page in batches, at most one batch per FLUSH_MS (a chunk after a
+ * quiet spell goes at once) or when FLUSH_CHUNKS are waiting: slow decoding streams token by token,
+ * fast decoding in batches. The opening batch (a chat stream's role chunk, sent before the prefill)
+ * does not start the clock, so the first token is never held back.
+ */
+class ChunkPusher<C> {
+  private batch: C[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private lastFlushMs = -Infinity;
+  private opened = false;
+  /** The page's acknowledgement of the latest batch; the callback's port delivers in order. */
+  private lastAck: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly cb: RemoteCallback<C[]>) {}
+
+  push(chunk: C): void {
+    this.batch.push(chunk);
+    const waitMs = this.lastFlushMs + FLUSH_MS - performance.now();
+    if (waitMs <= 0 || this.batch.length >= FLUSH_CHUNKS) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), waitMs);
+  }
+
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.batch.length === 0) return;
+    const b = this.batch;
+    this.batch = [];
+    if (this.opened) this.lastFlushMs = performance.now();
+    this.opened = true;
+    try {
+      this.lastAck = Promise.resolve(this.cb(b)).catch(() => undefined);
+    } catch {
+      /* the page's listener threw; generation goes on */
+    }
+  }
+
+  /**
+   * Send what is left and wait until the page has every batch: the call's result travels on
+   * another port and must not overtake the last chunks.
+   */
+  async close(): Promise<void> {
+    this.flush();
+    await this.lastAck;
+  }
+}
+
+/** Run an OpenAI-shaped stream to its end, pushing its chunks to the page. */
+async function pushStream<C>(stream: AsyncIterable<C>, cb: RemoteCallback<C[]>): Promise<null> {
+  const pusher = new ChunkPusher<C>(cb);
+  try {
+    for await (const chunk of stream) pusher.push(chunk);
+  } finally {
+    await pusher.close();
+  }
+  return null;
+}
+
+/** A request by id: its own AbortController (abort(id) fires it), queued behind the others. */
+function request<T>(call: WireCall, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const { id } = call;
+  const ac = new AbortController();
+  if (call.aborted) ac.abort();
+  if (id !== undefined) running.set(id, ac);
+  return serial(() => fn(ac.signal)).finally(() => {
+    if (id !== undefined && running.get(id) === ac) running.delete(id);
+  });
 }
 
 const api = {
@@ -173,14 +256,14 @@ const api = {
     return serial(async () => {
       const c = await device();
       // Free the old weights first: two models may not fit side by side.
-      unloadNow();
+      await unloadNow();
       let src: ByteSource;
       if (typeof source === 'string') src = blobSource(await fetchBlob(source, onProgress));
       else if (source instanceof ArrayBuffer) src = bufferSource(source);
       else if (source instanceof Blob) src = blobSource(source);
       else throw new EngineError('BAD_REQUEST', 'load() takes a URL string, an ArrayBuffer or a Blob/File.');
       let lastPct = -1;
-      model = await loadModel(c, src, {
+      const model = await loadModel(c, src, {
         ...(opts.maxContext !== undefined ? { maxContext: opts.maxContext } : {}),
         ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
         onProgress: (loadedBytes, totalBytes) => {
@@ -190,6 +273,7 @@ const api = {
           notify(onProgress, { phase: 'upload', loadedBytes, totalBytes });
         },
       });
+      engine = new LocalEngine(model, opts.modelName !== undefined ? { modelName: opts.modelName } : {});
       return engineInfo(c);
     });
   },
@@ -199,12 +283,8 @@ const api = {
    * the result. `call.id` names the request for abort(); `call.aborted` says the caller's signal
    * had fired before the call (an abort() message could only arrive after the first token).
    */
-  generate(req: WireGenerateRequest, call: { id?: number; aborted?: boolean } = {}, onTokens?: RemoteCallback<TokenBatch>): Promise<GenerateResult> {
-    const { id } = call;
-    const ac = new AbortController();
-    if (call.aborted) ac.abort();
-    if (id !== undefined) running.set(id, ac);
-    return serial(async () => {
+  generate(req: WireGenerateRequest, call: WireCall = {}, onTokens?: RemoteCallback<TokenBatch>): Promise<GenerateResult> {
+    return request(call, async (signal) => {
       const m = needModel();
       let batch: TokenBatch = { tokens: [], text: '' };
       let lastFlush = performance.now();
@@ -216,7 +296,7 @@ const api = {
       };
       const r = await generate(m, {
         ...req,
-        signal: ac.signal,
+        signal,
         ...(onTokens
           ? {
               onToken: (token: number, text: string) => {
@@ -229,12 +309,32 @@ const api = {
       });
       flush();
       return r;
-    }).finally(() => {
-      if (id !== undefined) running.delete(id);
     });
   },
 
-  /** Stop a running or queued generate() by id; it returns what it has with finishReason 'abort'. */
+  /**
+   * OpenAI's chat.completions.create() on the worker's LocalEngine. Without `onChunks` it returns
+   * the completion; with it the request streams: chunks go to `onChunks` in batches (every batch
+   * acknowledged before the call resolves, with null). `call.id` names the request for abort().
+   */
+  chatCreate(params: WireChatParams, call: WireCall = {}, onChunks?: RemoteCallback<ChatCompletionChunk[]>): Promise<ChatCompletion | null> {
+    return request(call, async (signal) => {
+      const chat = needEngine().chat.completions;
+      if (!onChunks) return chat.create({ ...params, stream: false, signal });
+      return pushStream(await chat.create({ ...params, stream: true, signal }), onChunks);
+    });
+  },
+
+  /** OpenAI's legacy completions.create() on the worker's LocalEngine; streaming as chatCreate(). */
+  completionCreate(params: WireCompletionParams, call: WireCall = {}, onChunks?: RemoteCallback<CompletionChunk[]>): Promise<Completion | null> {
+    return request(call, async (signal) => {
+      const completions = needEngine().completions;
+      if (!onChunks) return completions.create({ ...params, stream: false, signal });
+      return pushStream(await completions.create({ ...params, stream: true, signal }), onChunks);
+    });
+  },
+
+  /** Stop a running or queued request by id: generate() returns what it has with finishReason 'abort', a stream ends with it, a non-streamed create() rejects with ABORTED. */
   abort(id: number): void {
     running.get(id)?.abort();
   },
@@ -261,10 +361,7 @@ const api = {
 
   /** Free the model's GPU memory; the device stays. */
   unload(): Promise<void> {
-    return serial(() => {
-      unloadNow();
-      return Promise.resolve();
-    });
+    return serial(unloadNow);
   },
 
   /** Adapter, device limits and the loaded model (acquires the device if needed). */
