@@ -13,3 +13,4 @@ export { LocalEngine, type LocalEngineOptions } from './engine/local-engine.js';
 export type { Engine, ChatCompletions, Completions } from './api/engine.js';
 export type * from './api/types.js';
 export { renderChatTemplate, renderChatML, type ChatMessage } from './model/chat-template.js';
+export { createEngine } from './worker/engine-client.js';

@@ -1,0 +1,267 @@
+// The OpenAI-shaped engine in a module Web Worker (src/worker/engine-client.ts createEngine()): streaming in
+// batches, abort, concurrent requests, typed errors, and the worker's overhead against a main-thread LocalEngine.
+
+import { join } from 'node:path';
+
+const MODEL = 'llama-f32';
+
+function modules(t) {
+  const fs = (rel) => `/@fs${join(t.repo, rel)}`;
+  return {
+    engineClient: fs('src/worker/engine-client.ts'),
+    errors: fs('src/api/errors.ts'),
+    localEngine: fs('src/engine/local-engine.ts'),
+    device: fs('src/gpu/device.ts'),
+    byteSource: fs('src/model/byte-source.ts'),
+  };
+}
+
+export async function aStreamedChatArrivesInBatchesAndEqualsTheNonStreamedGreedyContent(t) {
+  const page = await t.page();
+  const r = await page.evaluate(
+    async (a) => {
+      const { createEngine } = await import(a.m.engineClient);
+      const engine = await createEngine();
+      await engine.load(a.url);
+      const req = { messages: [{ role: 'user', content: a.prompt }], max_tokens: 48, temperature: 0 };
+      const whole = await engine.chat.completions.create(req);
+      const t0 = performance.now();
+      const stream = await engine.chat.completions.create({ ...req, stream: true });
+      const chunks = [];
+      for await (const c of stream) chunks.push({ ms: performance.now() - t0, c });
+      engine.terminate();
+      return { whole, chunks };
+    },
+    { m: modules(t), url: t.fixtures[MODEL].url, prompt: t.prompt },
+  );
+  const { whole, chunks } = r;
+  const content = chunks.map((x) => x.c.choices[0].delta.content ?? '').join('');
+  t.assert.equal(whole.object, 'chat.completion');
+  t.assert.ok(whole.usage.completion_tokens > 0, 'the non-streamed request generated tokens');
+  t.assert.equal(content, whole.choices[0].message.content, 'the streamed content equals the non-streamed greedy content');
+  const last = chunks.at(-1).c;
+  t.assert.equal(last.choices[0].finish_reason, whole.choices[0].finish_reason);
+  t.assert.equal(last.usage.completion_tokens, whole.usage.completion_tokens);
+  t.assert.equal(chunks[0].c.choices[0].delta.role, 'assistant');
+  t.assert.ok(
+    chunks.every((x) => x.c.object === 'chat.completion.chunk' && x.c.id === chunks[0].c.id),
+    'every chunk is a chat.completion.chunk of one id',
+  );
+  // Chunks of one batch are handed out together; a new batch arrives after a gap.
+  const batches = [];
+  for (const x of chunks) {
+    const b = batches.at(-1);
+    if (b && x.ms - b.endMs < 1) {
+      b.n++;
+      b.endMs = x.ms;
+    } else batches.push({ startMs: x.ms, endMs: x.ms, n: 1 });
+  }
+  t.assert.ok(batches.length >= 3, `more than one batch before the end (${batches.length} batches: ${batches.map((b) => b.n).join(', ')} chunks)`);
+  t.assert.ok(batches.length < chunks.length || chunks.length <= 3, 'not every chunk on its own');
+  t.log(
+    `${chunks.length} chunks (${whole.usage.completion_tokens} tokens, ${whole.choices[0].finish_reason}) in ${batches.length} batches of ${batches.map((b) => b.n).join(', ')} at ${batches.map((b) => b.startMs.toFixed(0)).join(', ')} ms`,
+  );
+}
+
+export async function abortMidStreamEndsWithFinishReasonAbortAndTheNextRequestWorks(t) {
+  const page = await t.page();
+  const r = await page.evaluate(
+    async (a) => {
+      const { createEngine } = await import(a.m.engineClient);
+      const { EngineError } = await import(a.m.errors);
+      const engine = await createEngine();
+      await engine.load(a.url);
+      const req = { messages: [{ role: 'user', content: a.prompt }], max_tokens: 24, temperature: 0 };
+      const solo = await engine.chat.completions.create(req);
+
+      // Abort once the first content arrives: the stream ends with a last chunk 'abort'.
+      const ac = new AbortController();
+      const stream = await engine.chat.completions.create({
+        messages: [{ role: 'user', content: 'Tell me a long story.' }],
+        max_tokens: 400,
+        temperature: 0,
+        stream: true,
+        signal: ac.signal,
+      });
+      const chunks = [];
+      for await (const c of stream) {
+        chunks.push(c);
+        if ((c.choices[0].delta.content ?? '') !== '') ac.abort();
+      }
+      // A non-streamed request with an aborted signal rejects with ABORTED.
+      let nonStreamed = null;
+      try {
+        await engine.chat.completions.create({ ...req, signal: ac.signal });
+      } catch (e) {
+        nonStreamed = { isEngineError: e instanceof EngineError, code: e.code };
+      }
+      // Breaking out of a stream stops it too.
+      let broke = 0;
+      for await (const c of await engine.completions.create({ prompt: a.prompt, max_tokens: 400, temperature: 0, stream: true })) {
+        if (c.choices[0].text !== '') broke++;
+        if (broke >= 2) break;
+      }
+      const next = await engine.chat.completions.create(req);
+      engine.terminate();
+      return { solo, chunks, nonStreamed, next };
+    },
+    { m: modules(t), url: t.fixtures[MODEL].url, prompt: t.prompt },
+  );
+  const last = r.chunks.at(-1);
+  t.assert.equal(last.choices[0].finish_reason, 'abort', 'the last chunk says abort');
+  t.assert.ok(last.usage.completion_tokens < 400, `stopped early (${last.usage.completion_tokens} tokens)`);
+  t.assert.ok(
+    r.chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null),
+    'only the last chunk has a finish reason',
+  );
+  t.assert.deepEqual(r.nonStreamed, { isEngineError: true, code: 'ABORTED' });
+  t.assert.equal(r.next.choices[0].message.content, r.solo.choices[0].message.content, 'the next request works and equals the first');
+  t.log(`aborted after ${last.usage.completion_tokens} tokens`);
+}
+
+export async function twoConcurrentCreateCallsBothCompleteAndEqualTheirSoloResults(t) {
+  const page = await t.page();
+  const r = await page.evaluate(
+    async (a) => {
+      const { createEngine } = await import(a.m.engineClient);
+      const engine = await createEngine();
+      await engine.load(a.url);
+      const chatReq = { messages: [{ role: 'user', content: a.prompt }], max_tokens: 20, temperature: 0 };
+      const textReq = { prompt: 'The quick brown fox', max_tokens: 20, temperature: 0 };
+      const collectChat = async (p) => {
+        let s = '';
+        let finish = null;
+        for await (const c of await p) {
+          s += c.choices[0].delta.content ?? '';
+          finish = c.choices[0].finish_reason ?? finish;
+        }
+        return { text: s, finish };
+      };
+      const soloChat = await collectChat(engine.chat.completions.create({ ...chatReq, stream: true }));
+      const soloText = await engine.completions.create(textReq);
+      const [bothChat, bothText] = await Promise.all([
+        collectChat(engine.chat.completions.create({ ...chatReq, stream: true })),
+        engine.completions.create(textReq),
+      ]);
+      // And the other way round: two streams started together.
+      const [c1, c2] = await Promise.all([
+        collectChat(engine.chat.completions.create({ ...chatReq, stream: true })),
+        collectChat(engine.chat.completions.create({ ...chatReq, stream: true })),
+      ]);
+      engine.terminate();
+      return { soloChat, soloText, bothChat, bothText, c1, c2 };
+    },
+    { m: modules(t), url: t.fixtures[MODEL].url, prompt: t.prompt },
+  );
+  t.assert.ok(r.soloChat.text.length > 0 && r.soloText.choices[0].text.length > 0);
+  t.assert.deepEqual(r.bothChat, r.soloChat, 'the streamed chat equals its solo result');
+  t.assert.equal(r.bothText.choices[0].text, r.soloText.choices[0].text, 'the completion equals its solo result');
+  t.assert.deepEqual(r.c1, r.soloChat);
+  t.assert.deepEqual(r.c2, r.soloChat);
+}
+
+export async function aMalformedModelGivesEngineErrorBadModelFileOnTheMainThread(t) {
+  const page = await t.page();
+  const r = await page.evaluate(
+    async (a) => {
+      const { createEngine } = await import(a.m.engineClient);
+      const { EngineError } = await import(a.m.errors);
+      const engine = await createEngine();
+      const catchErr = async (p) => {
+        try {
+          await p;
+          return null;
+        } catch (e) {
+          return { isEngineError: e instanceof EngineError, name: e.name, code: e.code, message: e.message, details: e.details };
+        }
+      };
+      const notLoaded = await catchErr(engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, stream: true }));
+      const bad = await catchErr(engine.load(a.badUrl));
+      const bytes = await (await fetch(a.badUrl)).arrayBuffer();
+      const badBuffer = await catchErr(engine.load(bytes));
+      const detached = bytes.byteLength === 0;
+      // Still usable afterwards.
+      await engine.load(a.goodUrl);
+      const ok = await engine.completions.create({ prompt: a.prompt, max_tokens: 4, temperature: 0 });
+      engine.terminate();
+      return { notLoaded, bad, badBuffer, detached, ok };
+    },
+    { m: modules(t), badUrl: t.badModelUrl, goodUrl: t.fixtures[MODEL].url, prompt: t.prompt },
+  );
+  t.assert.equal(r.notLoaded?.code, 'NOT_LOADED', 'a streamed create() before load() rejects');
+  t.assert.equal(r.notLoaded.isEngineError, true);
+  for (const e of [r.bad, r.badBuffer]) {
+    t.assert.ok(e, 'loading the truncated file must fail');
+    t.assert.equal(e.isEngineError, true, `instanceof EngineError on the main thread (got ${e.name})`);
+    t.assert.equal(e.code, 'BAD_MODEL_FILE', e.message);
+    t.assert.equal(typeof e.details.offset, 'number', 'details survive the boundary');
+  }
+  t.assert.equal(r.detached, true, 'the ArrayBuffer was transferred, not copied');
+  t.assert.ok(r.ok.usage.completion_tokens > 0);
+}
+
+/** Worker overhead, measured: the same greedy streamed requests through the worker and a LocalEngine on the page. Prints; asserts no timings. */
+export async function workerOverheadAgainstAMainThreadLocalEngine(t) {
+  const page = await t.page();
+  const r = await page.evaluate(
+    async (a) => {
+      const { createEngine } = await import(a.m.engineClient);
+      const { LocalEngine } = await import(a.m.localEngine);
+      const { acquireBrowserDevice } = await import(a.m.device);
+      const { blobSource } = await import(a.m.byteSource);
+      const prompts = ['Once upon a time', 'The little dog ran', 'In the morning the sun', 'She opened the door and', 'A long way from home'];
+      const measure = async (engine) => {
+        const runs = [];
+        for (const [i, p] of prompts.entries()) {
+          const t0 = performance.now();
+          let first = null;
+          let lastMs = 0;
+          let usage = null;
+          let text = '';
+          const stream = await engine.completions.create({ prompt: p, max_tokens: a.maxTokens, temperature: 0, stream: true });
+          for await (const c of stream) {
+            const ms = performance.now() - t0;
+            if (c.choices[0].text !== '') first ??= ms;
+            text += c.choices[0].text;
+            // The last chunk (finish reason, usage) leaves as soon as the last token is decoded.
+            if (c.usage) {
+              usage = c.usage;
+              lastMs = ms;
+            }
+          }
+          // The first request is a warm-up (pipelines, caches).
+          if (i > 0)
+            runs.push({ ttftMs: first, decodeTokensPerS: ((usage.completion_tokens - 1) / (lastMs - first)) * 1000, tokens: usage.completion_tokens, text });
+        }
+        const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+        return { ttftMs: med(runs.map((x) => x.ttftMs)), decodeTokensPerS: med(runs.map((x) => x.decodeTokensPerS)), runs };
+      };
+      const blob = await (await fetch(a.url)).blob();
+      const worker = await createEngine();
+      await worker.load(blob);
+      const inWorker = await measure(worker);
+      worker.terminate();
+      const local = await LocalEngine.load(await acquireBrowserDevice(), blobSource(blob));
+      const onMain = await measure(local);
+      await local.unload();
+      return { inWorker, onMain };
+    },
+    { m: modules(t), url: t.fixtures[MODEL].url, maxTokens: 32 },
+  );
+  t.assert.deepEqual(
+    r.inWorker.runs.map((x) => x.text),
+    r.onMain.runs.map((x) => x.text),
+    'both engines generate the same greedy text',
+  );
+  const row = (name, x) =>
+    `${name}: time to first token ${x.ttftMs.toFixed(1)} ms, decode ${x.decodeTokensPerS.toFixed(1)} tok/s (median of ${x.runs.length}; ${x.runs.map((y) => `${y.ttftMs.toFixed(0)} ms/${y.decodeTokensPerS.toFixed(0)} tok/s`).join(', ')})`;
+  const summary = {
+    model: MODEL,
+    maxTokens: 32,
+    worker: { ttftMs: r.inWorker.ttftMs, decodeTokensPerS: r.inWorker.decodeTokensPerS },
+    mainThread: { ttftMs: r.onMain.ttftMs, decodeTokensPerS: r.onMain.decodeTokensPerS },
+  };
+  console.log(`    ${row('worker engine     ', r.inWorker)}`);
+  console.log(`    ${row('main-thread engine', r.onMain)}`);
+  console.log(`    worker overhead ${JSON.stringify(summary)}`);
+}
