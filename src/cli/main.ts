@@ -5,6 +5,7 @@ import { EngineError } from '../api/errors.js';
 import { describeAdapter, type GpuContext } from '../gpu/device.js';
 import { acquireNodeDevice } from '../gpu/device-node.js';
 import { generate } from '../engine/generate.js';
+import { LocalEngine } from '../engine/local-engine.js';
 import { fileSource } from '../model/file-source-node.js';
 import { parseGGUF, GGUFMeta } from '../model/gguf.js';
 import { loadModel, type LoadedModel } from '../model/model.js';
@@ -17,6 +18,9 @@ const USAGE = `hearth — LLM inference on WebGPU
   hearth generate --model F.gguf --prompt S --max-tokens N [--temperature T] [--top-k K]
                   [--top-p P] [--seed N] [--logprobs K] [--json]
   hearth bench --model F.gguf [--browser] [--prompt-tokens 128] [--decode-tokens 128] [--json]
+  hearth chat --model F.gguf --message S [--system S] [--max-tokens N] [--temperature T]
+              [--top-p P] [--top-k K] [--seed N] [--json]   (the OpenAI-shaped Engine API; streams
+              the reply to stdout, or prints the ChatCompletion object with --json)
 
   --robust   keep Dawn's bounds checks on in Node (a web page always has them; off is faster)
 `;
@@ -41,6 +45,12 @@ export async function main(argv: string[]): Promise<number> {
       case 'bench':
         out = await bench(args);
         break;
+      case 'chat': {
+        const r = await runChat(args, json);
+        if (!r) return 0; // streamed to stdout already
+        out = r;
+        break;
+      }
       case undefined:
       case 'help':
         process.stdout.write(USAGE);
@@ -120,6 +130,25 @@ async function runGenerate(args: Args): Promise<object> {
       finish_reason: r.finishReason,
       timings: { load_ms: loadMs, prefill_tokens_per_s: r.timings.prefillTokensPerS, decode_tokens_per_s: r.timings.decodeTokensPerS },
     };
+  });
+}
+
+async function runChat(args: Args, json: boolean): Promise<object | null> {
+  return withModel(args, async (model) => {
+    const engine = new LocalEngine(model, { modelName: args.need('model') });
+    const system = args.str('system');
+    const params = {
+      messages: [...(system !== undefined ? [{ role: 'system' as const, content: system }] : []), { role: 'user' as const, content: args.need('message') }],
+      ...(args.int('max-tokens') !== undefined ? { max_tokens: args.int('max-tokens')! } : {}),
+      ...(args.num('temperature') !== undefined ? { temperature: args.num('temperature')! } : {}),
+      ...(args.num('top-p') !== undefined ? { top_p: args.num('top-p')! } : {}),
+      ...(args.int('top-k') !== undefined ? { top_k: args.int('top-k')! } : {}),
+      ...(args.int('seed') !== undefined ? { seed: args.int('seed')! } : {}),
+    };
+    if (json) return engine.chat.completions.create(params);
+    for await (const chunk of await engine.chat.completions.create({ ...params, stream: true })) process.stdout.write(chunk.choices[0]?.delta.content ?? '');
+    process.stdout.write('\n');
+    return null;
   });
 }
 

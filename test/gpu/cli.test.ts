@@ -95,6 +95,15 @@ describe('hearth CLI', () => {
     expect(a.json).not.toHaveProperty('logprobs');
   });
 
+  test('chat --json prints one OpenAI-shaped ChatCompletion from the Engine API', async () => {
+    const r = await hearth(['chat', '--model', model, '--message', 'Hello there', '--max-tokens', '5', '--temperature', '0', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.json).toMatchObject({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant' } }] });
+    const usage = r.json.usage as { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+    expect(usage.completion_tokens).toBeGreaterThan(0);
+    expect(usage.total_tokens).toBe(usage.prompt_tokens + usage.completion_tokens);
+  });
+
   test('a bad model file is one JSON error object and exit code 1', async () => {
     const r = await hearth(['generate', '--model', 'package.json', '--prompt', 'x', '--json']);
     expect(r.code).toBe(1);
