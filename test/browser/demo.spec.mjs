@@ -6,16 +6,25 @@ export async function chatPageStreamsTheGreedyTokensOfNode(t) {
   const page = await t.page('index.html');
   await page.fill('#url', fx.url);
   await page.fill('#prompt', t.prompt);
-  await page.fill('#max-tokens', '8');
+  await page.fill('#max-tokens', '16');
   await page.fill('#temperature', '0');
+  // Record every length the output text takes while it streams.
+  await page.evaluate(() => {
+    const out = document.querySelector('#output');
+    window.__outputLengths = [];
+    new MutationObserver(() => window.__outputLengths.push(out.textContent.length)).observe(out, { childList: true, characterData: true, subtree: true });
+  });
   await page.click('#generate');
   await page.waitForFunction(() => document.body.dataset.state === 'idle' && document.querySelector('#output')?.dataset.tokens, null, {
     timeout: 60_000,
   });
   t.assert.equal(await page.textContent('#error'), '');
   const tokens = JSON.parse((await page.getAttribute('#output', 'data-tokens')) ?? '[]');
-  t.assert.deepEqual(tokens, fx.expected.tokens.slice(0, 8));
-  t.assert.match((await page.textContent('#stats')) ?? '', /8 tokens \(length\).*tok\/s/);
+  t.assert.deepEqual(tokens, fx.expected.tokens.slice(0, 16));
+  t.assert.match((await page.textContent('#stats')) ?? '', new RegExp(`${tokens.length} tokens \\((length|stop)\\).*tok/s`));
+  // Streamed, not delivered at the end: the text grew through several non-empty lengths.
+  const lengths = new Set((await page.evaluate(() => window.__outputLengths)).filter((n) => n > 0));
+  t.assert.ok(lengths.size >= 3, `output grew in ${lengths.size} steps: ${[...lengths].join(', ')}`);
   t.assert.match((await page.textContent('#adapter')) ?? '', /GPU: /);
 }
 
