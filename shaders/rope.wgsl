@@ -15,6 +15,12 @@ struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
 
+// Indices of rotated pair i of a head starting at `base`: (2i, 2i + 1), or (i, i + half) for NeoX.
+fn pair(base: u32, i: u32, half: u32, neox: bool) -> vec2<u32> {
+  if (neox) { return vec2<u32>(base + i, base + i + half); }
+  return vec2<u32>(base + 2u * i, base + 2u * i + 1u);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let half = p.ropeDim / 2u;
@@ -26,16 +32,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let m = idx / (half * p.numHeads);
   let pos = step.startPos + m;
   let cs = cosSin[pos * half + i];
-  let base = (m * p.numHeads + h) * p.headDim;
-  var a: u32;
-  var b: u32;
-  if (p.neox != 0u) {
-    a = base + i;
-    b = base + i + half;
-  } else {
-    a = base + 2u * i;
-    b = a + 1u;
-  }
+  let ab = pair(((m * p.numHeads + h) * p.headDim), i, half, p.neox != 0u);
+  let a = ab.x;
+  let b = ab.y;
   let x0 = X[a];
   let x1 = X[b];
   X[a] = x0 * cs.x - x1 * cs.y;
@@ -99,16 +98,9 @@ fn rope_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     // q: one thread per rotated pair, in place
     let h = j / half;
     let i = j % half;
-    let base = row + h * hd;
-    var a: u32;
-    var b: u32;
-    if (qp.neox != 0u) {
-      a = base + i;
-      b = base + i + half;
-    } else {
-      a = base + 2u * i;
-      b = a + 1u;
-    }
+    let ab = pair(row + h * hd, i, half, qp.neox != 0u);
+    let a = ab.x;
+    let b = ab.y;
     let cs = cosSin[pos * half + i];
     let x0 = QKV[a];
     let x1 = QKV[b];

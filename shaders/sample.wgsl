@@ -53,6 +53,12 @@ fn argmax_all(t: u32) {
     let v = logits[i];
     if (v > best) { best = v; bi = i; }
   }
+  reduce_argmax(t, best, bi);
+}
+
+// Workgroup argmax of each thread's (value, index): the largest value, lowest index on ties,
+// left in rf[0], ru[0].
+fn reduce_argmax(t: u32, best: f32, bi: u32) {
   rf[t] = best;
   ru[t] = bi;
   workgroupBarrier();
@@ -244,16 +250,7 @@ fn top_logprobs(@builtin(local_invocation_index) t: u32) {
       let v = logits[i];
       if (!used && v > best) { best = v; bi = i; }
     }
-    rf[t] = best;
-    ru[t] = bi;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (t < s) {
-        let o = t + s;
-        if (rf[o] > rf[t] || (rf[o] == rf[t] && ru[o] < ru[t])) { rf[t] = rf[o]; ru[t] = ru[o]; }
-      }
-      workgroupBarrier();
-    }
+    reduce_argmax(t, best, bi);
     if (t == 0u) {
       taken[j] = ru[0];
       out[2u + 2u * j] = ru[0];

@@ -57,6 +57,8 @@ export class ModelRunner {
   readonly runtimeBytes: number;
   /** Bumped by every forward pass: a caller that remembers what its KV rows hold can tell whether anyone else wrote since. */
   kvVersion = 0;
+  /** Host-side token ids of a step, reused so a decode step allocates nothing. */
+  private readonly idsScratch: Uint32Array<ArrayBuffer>;
 
   constructor(
     private readonly ctx: GpuContext,
@@ -74,6 +76,7 @@ export class ModelRunner {
     };
     this.step = new StepUniform(dev);
     this.tokenIds = buf(B, 'tokenIds'); // [B] u32
+    this.idsScratch = new Uint32Array(B);
     const x = buf(B * D, 'x'); // [B, D] f32 residual stream
     const xn = buf(B * D, 'xn'); // [B, D] f32 normed
     const qkvWidth = (H + 2 * KVH) * HD;
@@ -215,9 +218,9 @@ export class ModelRunner {
 
   private writeTokens(tokens: ArrayLike<number>, from: number, n: number, startPos: number, counter: number): void {
     this.kvVersion++;
-    const ids = new Uint32Array(n);
+    const ids = this.idsScratch;
     for (let i = 0; i < n; i++) ids[i] = tokens[from + i]!;
-    this.ctx.device.queue.writeBuffer(this.tokenIds, 0, ids);
+    this.ctx.device.queue.writeBuffer(this.tokenIds, 0, ids, 0, n);
     this.step.write(n, startPos, counter);
   }
 
