@@ -2,7 +2,7 @@
 // output projections; this standalone form serves models whose residuals cannot be fused.
 
 struct Params { D: u32, _p0: u32, _p1: u32, _p2: u32 }
-struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
+struct Step { numTokens: u32, numOut: u32, _s0: u32, _s1: u32 } // numOut: rows whose logits the step computes
 
 @group(0) @binding(0) var<storage, read_write> Y: array<f32>; // [M, D] f32
 @group(0) @binding(1) var<storage, read> A: array<f32>;       // [M, D] f32

@@ -1,6 +1,9 @@
-// Causal grouped-query attention over a contiguous KV cache, for prefill (M tokens) and decode
-// (M = 1). One workgroup per (query token, head); keys are streamed in chunks of 64 with an
-// online softmax, so any context length fits in fixed workgroup memory. headDim <= 256.
+// Causal grouped-query attention over a paged KV cache, for any mix of prefill and decode tokens
+// of several sequences in one step. Token m belongs to the sequence in table row tokMeta[m].y and
+// sits at position tokMeta[m].x: it attends to that sequence's keys 0 ..= its position, key j in
+// block tables[row * blocksPerSeq + j / blockSize] at row j % blockSize. One workgroup per
+// (query token, head); keys are streamed in chunks of 64 with an online softmax, so any context
+// length fits in fixed workgroup memory. headDim <= 256.
 
 struct Params {
   numHeads: u32,
@@ -8,18 +11,26 @@ struct Params {
   headDim: u32,
   scale: f32, // 1 / sqrt(headDim)
   qStride: u32, // row stride of Q in elements (0: numHeads * headDim; a fused qkv row is wider)
-  _p0: u32,
-  _p1: u32,
+  blockShift: u32,   // log2(block size)
+  blocksPerSeq: u32, // row length of `tables`
   _p2: u32,
 }
-struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
+struct Step { numTokens: u32, numOut: u32, _s0: u32, _s1: u32 } // numOut: rows whose logits the step computes
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;          // [M, qStride] f32, head h at h * headDim
-@group(0) @binding(1) var<storage, read> Kc: array<f32>;         // [maxPos, numKvHeads, headDim] f32
-@group(0) @binding(2) var<storage, read> Vc: array<f32>;         // [maxPos, numKvHeads, headDim] f32
+@group(0) @binding(1) var<storage, read> Kc: array<f32>;         // [numBlocks * blockSize, numKvHeads, headDim] f32
+@group(0) @binding(2) var<storage, read> Vc: array<f32>;         // [numBlocks * blockSize, numKvHeads, headDim] f32
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;    // [M, numHeads, headDim] f32
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> step: Step;
+@group(0) @binding(6) var<storage, read> tokMeta: array<vec2<u32>>; // [M] (position, sequence row of `tables`)
+@group(0) @binding(7) var<storage, read> tables: array<u32>;        // [sequence rows, blocksPerSeq] block ids
+
+// Cache row of position `pos` of the sequence in table row `seqRow`.
+fn kv_slot(seqRow: u32, pos: u32) -> u32 {
+  let b = tables[seqRow * p.blocksPerSeq + (pos >> p.blockShift)];
+  return (b << p.blockShift) | (pos & ((1u << p.blockShift) - 1u));
+}
 
 fn q_stride() -> u32 { return select(p.numHeads * p.headDim, p.qStride, p.qStride != 0u); }
 
@@ -41,7 +52,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var d = t; d < hd; d += WG) { qs[d] = Q[qb + d] * p.scale; }
   workgroupBarrier();
 
-  let nKeys = step.startPos + m + 1u; // causal: keys 0 ..= own position
+  let tm = tokMeta[m];
+  let nKeys = tm.x + 1u; // causal: keys 0 ..= own position
   let kvStride = p.numKvHeads * hd;
   var runMax = -3.0e38;
   var runSum = 0.0;
@@ -50,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let j = c0 + t;
     var s = -3.0e38;
     if (j < nKeys) {
-      let kb = j * kvStride + kvh * hd;
+      let kb = kv_slot(tm.y, j) * kvStride + kvh * hd;
       var dotv = 0.0;
       for (var d = 0u; d < hd; d++) { dotv += qs[d] * Kc[kb + d]; }
       s = dotv;
@@ -70,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var jj = 0u; jj < cnt; jj++) {
       let pj = exp(sc[jj] - newMax);
       chunkSum += pj;
-      let vb = (c0 + jj) * kvStride + kvh * hd;
+      let vb = kv_slot(tm.y, c0 + jj) * kvStride + kvh * hd;
       for (var i = 0u; i < 4u; i++) {
         let d = t + WG * i;
         if (d < hd) { acc[i] += pj * Vc[vb + d]; }
@@ -99,13 +111,14 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   let qb = m * q_stride() + h * hd;
   let ob = (m * p.numHeads + h) * hd;
   let kvStride = p.numKvHeads * hd;
-  let nKeys = step.startPos + m + 1u;
+  let tm = tokMeta[m];
+  let nKeys = tm.x + 1u;
   var o: array<f32, MAX_HD>;
   for (var d = 0u; d < hd; d++) { o[d] = 0.0; }
   var runMax = -3.0e38;
   var runSum = 0.0;
   for (var j = 0u; j < nKeys; j++) {
-    let kb = j * kvStride + kvh * hd;
+    let kb = kv_slot(tm.y, j) * kvStride + kvh * hd;
     var s = 0.0;
     for (var d = 0u; d < hd; d++) { s += Q[qb + d] * Kc[kb + d]; }
     s *= p.scale;

@@ -10,7 +10,7 @@ struct Params {
   K: u32,             // row length of W and X
   N: u32,             // rows of W = columns of Y
   scaleOffWords: u32, // word offset of the f16 scale region (Q4_0, Q8_0, Q6_K)
-  flags: u32,         // bit 0: add bias, bit 1: accumulate into Y
+  flags: u32,         // bit 0: add bias, bit 1: accumulate into Y, bit 2: M = step.numOut
   mFixed: u32,        // when non-zero, M = mFixed instead of the step's token count
   xRowOffset: u32,    // first row of X to read (lm_head reads only the last token)
   yStride: u32,       // row stride of Y in elements (0: N), so several matmuls can fill one wide row
@@ -18,10 +18,10 @@ struct Params {
 }
 
 struct Step {
-  numTokens: u32,
-  startPos: u32,
-  seqLen: u32,  // startPos + numTokens
-  counter: u32, // sampling counter (RNG stream position)
+  numTokens: u32, // tokens in the step (rows of X unless mFixed or flag 4)
+  numOut: u32,    // rows whose logits the step computes (the lm head's M under flag 4)
+  _s0: u32,
+  _s1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;          // weight, GPU layout of WTYPE
@@ -249,6 +249,7 @@ fn load32(row: u32, blk: u32) -> W32 {
 }
 
 fn num_rows_m() -> u32 {
+  if ((p.flags & 4u) != 0u) { return step.numOut; }
   return select(step.numTokens, p.mFixed, p.mFixed != 0u);
 }
 

@@ -1,19 +1,21 @@
 // RMSNorm: Y[m, :] = X[m, :] / sqrt(mean(X[m, :]^2) + eps) * weight. One workgroup per row.
-// With lastOnly set, only the step's last token is normalized into row 0 (feeds the lm head).
+// With gather set, rows rowIdx[r] are normalized into rows r < step.numOut (the tokens whose
+// logits the step needs: each sequence's last token, so the lm head reads only those).
 
 struct Params {
   D: u32,
   eps: f32,
-  lastOnly: u32,
+  gather: u32,
   _pad: u32,
 }
-struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
+struct Step { numTokens: u32, numOut: u32, _s0: u32, _s1: u32 } // numOut: rows whose logits the step computes
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;          // [M, D] f32
 @group(0) @binding(1) var<storage, read> weight: array<f32>;     // [D] f32
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;    // [M, D] f32 (or [1, D] when lastOnly)
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;    // [M, D] f32 (or [numOut, D] when gather)
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> step: Step;
+@group(0) @binding(5) var<storage, read> rowIdx: array<u32>;     // [numOut] u32 token rows to gather
 
 const WG: u32 = 64u;
 var<workgroup> red: array<f32, WG>;
@@ -22,10 +24,9 @@ var<workgroup> red: array<f32, WG>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   var inRow = wid.x;
   var outRow = wid.x;
-  if (p.lastOnly != 0u) {
-    if (wid.x != 0u) { return; }
-    inRow = step.numTokens - 1u;
-    outRow = 0u;
+  if (p.gather != 0u) {
+    if (wid.x >= step.numOut) { return; }
+    inRow = rowIdx[wid.x];
   } else if (wid.x >= step.numTokens) {
     return;
   }
@@ -53,10 +54,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   var inRow = gid.x;
   var outRow = gid.x;
-  if (p.lastOnly != 0u) {
-    if (gid.x != 0u) { return; }
-    inRow = step.numTokens - 1u;
-    outRow = 0u;
+  if (p.gather != 0u) {
+    if (gid.x >= step.numOut) { return; }
+    inRow = rowIdx[gid.x];
   } else if (gid.x >= step.numTokens) {
     return;
   }

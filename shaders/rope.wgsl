@@ -1,4 +1,5 @@
-// Rotary position embedding, in place on [M, numHeads, headDim] rows at positions startPos + m.
+// Rotary position embedding, in place on [M, numHeads, headDim] rows, token m at position
+// tokMeta[m].x (a step mixes tokens of several sequences, each at its own position).
 // cos/sin come from a table built on the CPU in float64 (GPU sin/cos lose accuracy at large
 // angles); `neox` selects pairs (i, i + ropeDim/2) instead of (2i, 2i + 1).
 
@@ -8,12 +9,13 @@ struct Params {
   ropeDim: u32, // rotated dims per head (<= headDim); the rest pass through
   neox: u32,
 }
-struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
+struct Step { numTokens: u32, numOut: u32, _s0: u32, _s1: u32 } // numOut: rows whose logits the step computes
 
 @group(0) @binding(0) var<storage, read_write> X: array<f32>;    // [M, numHeads, headDim] f32
 @group(0) @binding(1) var<storage, read> cosSin: array<vec2<f32>>; // [maxPos, ropeDim / 2] (cos, sin)
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
+@group(0) @binding(8) var<storage, read> tokMeta: array<vec2<u32>>; // [M] (position, sequence row of `tables`)
 
 // Indices of rotated pair i of a head starting at `base`: (2i, 2i + 1), or (i, i + half) for NeoX.
 fn pair(base: u32, i: u32, half: u32, neox: bool) -> vec2<u32> {
@@ -30,7 +32,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = idx % half;
   let h = (idx / half) % p.numHeads;
   let m = idx / (half * p.numHeads);
-  let pos = step.startPos + m;
+  let pos = tokMeta[m].x;
   let cs = cosSin[pos * half + i];
   let ab = pair(((m * p.numHeads + h) * p.headDim), i, half, p.neox != 0u);
   let a = ab.x;
@@ -42,22 +44,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // Fused form for a qkv row [q heads | k heads | v heads] per token (one matmul wrote it): rotates
-// the q heads in place, writes the rotated k heads and the v heads into the KV cache rows at
-// startPos + m. One dispatch instead of two RoPEs and two copies; the cache is written once.
+// the q heads in place, writes the rotated k heads and the v heads into the paged KV cache at the
+// token's slot: block tables[seqRow * blocksPerSeq + pos / blockSize], row pos % blockSize. One
+// dispatch instead of two RoPEs and two copies; the cache is written once.
 struct QkvParams {
   numHeads: u32,
   numKvHeads: u32,
   headDim: u32,
   ropeDim: u32,
   neox: u32,
-  _p0: u32,
-  _p1: u32,
+  blockShift: u32,   // log2(block size)
+  blocksPerSeq: u32, // row length of `tables`
   _p2: u32,
 }
 @group(0) @binding(4) var<storage, read_write> QKV: array<f32>;  // [M, (numHeads + 2 numKvHeads) * headDim] f32
 @group(0) @binding(5) var<uniform> qp: QkvParams;
-@group(0) @binding(6) var<storage, read_write> Kc: array<f32>;   // [maxPos, numKvHeads, headDim] f32
-@group(0) @binding(7) var<storage, read_write> Vc: array<f32>;   // [maxPos, numKvHeads, headDim] f32
+@group(0) @binding(6) var<storage, read_write> Kc: array<f32>;   // [numBlocks * blockSize, numKvHeads, headDim] f32
+@group(0) @binding(7) var<storage, read_write> Vc: array<f32>;   // [numBlocks * blockSize, numKvHeads, headDim] f32
+@group(0) @binding(9) var<storage, read> tables: array<u32>;     // [sequence rows, blocksPerSeq] block ids
+
+// Cache row of position `pos` of the sequence in table row `seqRow`.
+fn kv_slot(seqRow: u32, pos: u32) -> u32 {
+  let b = tables[seqRow * qp.blocksPerSeq + (pos >> qp.blockShift)];
+  return (b << qp.blockShift) | (pos & ((1u << qp.blockShift) - 1u));
+}
 
 // Rotated element d of a head whose row starts at `base`, at `pos` (d >= ropeDim passes through).
 fn rotated(base: u32, d: u32, pos: u32) -> f32 {
@@ -91,9 +101,10 @@ fn rope_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   if (idx >= step.numTokens * perToken) { return; }
   let m = idx / perToken;
   let j = idx % perToken;
-  let pos = step.startPos + m;
+  let tm = tokMeta[m];
+  let pos = tm.x;
   let row = m * (qp.numHeads + 2u * qp.numKvHeads) * hd;
-  let cacheRow = pos * kvElems;
+  let cacheRow = kv_slot(tm.y, pos) * kvElems;
   if (j < qPairs) {
     // q: one thread per rotated pair, in place
     let h = j / half;

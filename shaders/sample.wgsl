@@ -1,4 +1,5 @@
-// Token sampling on the GPU, so a decode step reads back a token id, not a vocabulary of logits.
+// Token sampling on the GPU, so a decode step reads back token ids, not a vocabulary of logits.
+// One workgroup per output row (a sequence of the batch), each with its own settings.
 // Greedy, or temperature + top-k + top-p with a seeded counter-based RNG; top-k / top-p
 // thresholds are found by a radix select on the order-preserving bit pattern of the logits (exact
 // in 8 rounds of 4 bits). `top_logprobs` writes the K best log-probabilities.
@@ -10,15 +11,28 @@ struct Params {
   topP: f32,        // >= 1: off
   seed: u32,
   numLogprobs: u32, // top_logprobs: how many (<= 32)
-  _p0: u32,
+  counter: u32,     // position in the seeded random stream (the token's index in the output)
   _p1: u32,
 }
-struct Step { numTokens: u32, startPos: u32, seqLen: u32, counter: u32 }
 
-@group(0) @binding(0) var<storage, read> logits: array<f32>;     // [V] f32
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;  // [0] token, [1] its logprob (f32 bits), [2 + 2i] top id, [3 + 2i] top logprob
-@group(0) @binding(2) var<uniform> p: Params;
-@group(0) @binding(3) var<uniform> step: Step;
+@group(0) @binding(0) var<storage, read> logits: array<f32>;     // [rows, V] f32
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;  // [rows, OUT_WORDS]: token, its logprob (f32 bits), then (top id, top logprob) pairs
+@group(0) @binding(2) var<storage, read> params: array<Params>;  // [rows]
+
+const OUT_WORDS: u32 = 66u; // 2 + 2 * 32 (kernels/sample.ts SAMPLE_OUT_WORDS)
+// This workgroup's row: where its logits and its output start, and the vocabulary size. They only
+// address memory; everything that steers control flow comes from `params[row]` (uniform).
+var<private> lbase: u32;
+var<private> obase: u32;
+var<private> nV: u32;
+fn logit(i: u32) -> f32 { return logits[lbase + i]; }
+fn begin_row(row: u32) -> Params {
+  let q = params[row];
+  lbase = row * q.V;
+  obase = row * OUT_WORDS;
+  nV = q.V;
+  return q;
+}
 
 const WG: u32 = 256u;
 var<workgroup> rf: array<f32, WG>;
@@ -40,8 +54,8 @@ fn okey(x: f32) -> u32 {
 }
 
 fn seg_range(t: u32) -> vec2<u32> {
-  let n = (p.V + WG - 1u) / WG;
-  return vec2<u32>(min(p.V, t * n), min(p.V, (t + 1u) * n));
+  let n = (nV + WG - 1u) / WG;
+  return vec2<u32>(min(nV, t * n), min(nV, (t + 1u) * n));
 }
 
 // Max logit and its lowest index: ru[0], rf[0] after return.
@@ -50,7 +64,7 @@ fn argmax_all(t: u32) {
   var best = -3.4e38;
   var bi = 0xffffffffu;
   for (var i = r.x; i < r.y; i++) {
-    let v = logits[i];
+    let v = logit(i);
     if (v > best) { best = v; bi = i; }
   }
   reduce_argmax(t, best, bi);
@@ -85,7 +99,7 @@ fn sum_f(t: u32, v: f32) -> f32 {
 fn log_sum_exp(t: u32, mx: f32) -> f32 {
   let r = seg_range(t);
   var s = 0.0;
-  for (var i = r.x; i < r.y; i++) { s += exp(logits[i] - mx); }
+  for (var i = r.x; i < r.y; i++) { s += exp(logit(i) - mx); }
   return mx + log(sum_f(t, s));
 }
 
@@ -107,7 +121,7 @@ fn radix_threshold(t: u32, floorKey: u32, useMass: bool, invT: f32, mx: f32, goa
     // Explicit initializer: Dawn + SwiftShader do not re-zero `var pm: T;` on each loop iteration.
     var pm = array<f32, 16>();
     for (var i = r.x; i < r.y; i++) {
-      let l = logits[i];
+      let l = logit(i);
       let k = okey(l);
       if (k >= floorKey && (k & hiMask) == prefix) {
         pm[(k >> shift) & 15u] += select(1.0, exp((l - mx) * invT), useMass);
@@ -155,15 +169,16 @@ fn radix_threshold(t: u32, floorKey: u32, useMass: bool, invT: f32, mx: f32, goa
 }
 
 @compute @workgroup_size(WG)
-fn sample(@builtin(local_invocation_index) t: u32) {
+fn sample(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let p = begin_row(wid.x);
   argmax_all(t);
   let mx = workgroupUniformLoad(&rf[0]);
   let amax = workgroupUniformLoad(&ru[0]);
   let lse = log_sum_exp(t, mx);
   if (p.temperature <= 0.0) {
     if (t == 0u) {
-      out[0] = amax;
-      out[1] = bitcast<u32>(logits[amax] - lse);
+      out[obase] = amax;
+      out[obase + 1u] = bitcast<u32>(logit(amax) - lse);
     }
     return;
   }
@@ -179,7 +194,7 @@ fn sample(@builtin(local_invocation_index) t: u32) {
   // top-p over the survivors: the largest key K2 >= kmin whose upper set holds >= topP of the mass
   var wkept = 0.0;
   for (var i = r.x; i < r.y; i++) {
-    let l = logits[i];
+    let l = logit(i);
     if (okey(l) >= kmin) { wkept += exp((l - mx) * invT); }
   }
   let zKept = sum_f(t, wkept);
@@ -191,7 +206,7 @@ fn sample(@builtin(local_invocation_index) t: u32) {
   // sample in index order from the final set
   var ws = 0.0;
   for (var i = r.x; i < r.y; i++) {
-    let l = logits[i];
+    let l = logit(i);
     if (okey(l) >= pmin) { ws += exp((l - mx) * invT); }
   }
   seg[t] = ws;
@@ -208,14 +223,14 @@ fn sample(@builtin(local_invocation_index) t: u32) {
   }
   workgroupBarrier();
   let total = rf[0];
-  let u = f32(pcg(p.seed ^ pcg(step.counter + 0x9e3779b9u)) >> 8u) * (1.0 / 16777216.0) * total;
+  let u = f32(pcg(p.seed ^ pcg(p.counter + 0x9e3779b9u)) >> 8u) * (1.0 / 16777216.0) * total;
   var acc = seg[t];
   if (u >= acc && u < acc + ws) {
     // This thread's running sum restarts from seg[t], so it can round a hair below acc + ws: then the
     // draw belongs to the segment's last kept token, not to the argmax fallback.
     var last = amax;
     for (var i = r.x; i < r.y; i++) {
-      let l = logits[i];
+      let l = logit(i);
       if (okey(l) >= pmin) {
         acc += exp((l - mx) * invT);
         last = i;
@@ -226,8 +241,8 @@ fn sample(@builtin(local_invocation_index) t: u32) {
   }
   workgroupBarrier();
   if (t == 0u) {
-    out[0] = pick;
-    out[1] = bitcast<u32>(logits[pick] - lse);
+    out[obase] = pick;
+    out[obase + 1u] = bitcast<u32>(logit(pick) - lse);
   }
 }
 
@@ -235,7 +250,8 @@ fn sample(@builtin(local_invocation_index) t: u32) {
 var<workgroup> taken: array<u32, 32>;
 
 @compute @workgroup_size(WG)
-fn top_logprobs(@builtin(local_invocation_index) t: u32) {
+fn top_logprobs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let p = begin_row(wid.x);
   argmax_all(t);
   let mx = workgroupUniformLoad(&rf[0]);
   let lse = log_sum_exp(t, mx);
@@ -247,14 +263,14 @@ fn top_logprobs(@builtin(local_invocation_index) t: u32) {
     for (var i = r.x; i < r.y; i++) {
       var used = false;
       for (var q = 0u; q < j; q++) { if (taken[q] == i) { used = true; } }
-      let v = logits[i];
+      let v = logit(i);
       if (!used && v > best) { best = v; bi = i; }
     }
     reduce_argmax(t, best, bi);
     if (t == 0u) {
       taken[j] = ru[0];
-      out[2u + 2u * j] = ru[0];
-      out[3u + 2u * j] = bitcast<u32>(rf[0] - lse);
+      out[obase + 2u + 2u * j] = ru[0];
+      out[obase + 3u + 2u * j] = bitcast<u32>(rf[0] - lse);
     }
     workgroupBarrier();
   }

@@ -96,7 +96,7 @@ export interface CompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
-  /** As OpenAI reports prompt caching: prompt tokens whose KV was reused from the previous request. */
+  /** As OpenAI reports prompt caching: prompt tokens whose KV came from the prefix cache (full KV blocks an earlier request computed). */
   prompt_tokens_details?: { cached_tokens: number };
 }
 

@@ -49,35 +49,42 @@ export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<B
   const { runner, cfg } = model;
   const prompt = benchPrompt(cfg.vocabSize, o.promptTokens);
   const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
-  // Warm-up: compile pipelines and touch every buffer once.
-  await runner.forwardSample(prompt.slice(0, Math.min(8, prompt.length)), 0, greedy, 0);
-  const t0 = performance.now();
-  let r = await runner.forwardSample(prompt, 0, greedy, 0);
-  const t1 = performance.now();
-  o.onProgress?.('prefill', prompt.length, (prompt.length / (t1 - t0)) * 1000);
-  let pos = prompt.length;
-  const n = Math.min(o.decodeTokens, runner.opts.maxContext - pos - 1);
-  for (let i = 0; i < n; i++) {
-    r = await runner.forwardSample([r.token], pos, greedy, i + 1);
-    pos++;
-    if (o.onProgress && (i % 8 === 7 || i === n - 1)) o.onProgress('decode', i + 1, ((i + 1) / (performance.now() - t1)) * 1000);
+  // One sequence driven directly (no scheduler in between), so this is the raw step speed.
+  const seq = runner.solo();
+  try {
+    // Warm-up: compile pipelines and touch every buffer once.
+    await seq.forwardSample(prompt.slice(0, Math.min(8, prompt.length)), 0, greedy, 0);
+    const t0 = performance.now();
+    let r = await seq.forwardSample(prompt, 0, greedy, 0);
+    const t1 = performance.now();
+    o.onProgress?.('prefill', prompt.length, (prompt.length / (t1 - t0)) * 1000);
+    let pos = prompt.length;
+    const n = Math.min(o.decodeTokens, runner.opts.maxContext - pos - 1);
+    for (let i = 0; i < n; i++) {
+      r = await seq.forwardSample([r.token], pos, greedy, i + 1);
+      pos++;
+      if (o.onProgress && (i % 8 === 7 || i === n - 1)) o.onProgress('decode', i + 1, ((i + 1) / (performance.now() - t1)) * 1000);
+    }
+    const t2 = performance.now();
+    let profile: BenchResult['profile'];
+    if (o.profile) {
+      seq.reserve(pos + 1);
+      const decode = await runner.profileStep([{ blocks: seq.blocks, tokens: [r.token], startPos: pos, sample: { sampling: greedy, counter: 0 } }]);
+      const chunk = prompt.slice(0, Math.min(prompt.length, runner.opts.maxBatch));
+      const prefill = await runner.profileStep([{ blocks: seq.blocks, tokens: chunk, startPos: 0, sample: { sampling: greedy, counter: 0 } }]);
+      profile = decode && prefill ? { decode, prefill } : null;
+    }
+    const cost = modelCost(model);
+    return {
+      prefill_tokens_per_s: (prompt.length / (t1 - t0)) * 1000,
+      decode_tokens_per_s: n > 0 ? (n / (t2 - t1)) * 1000 : 0,
+      prompt_tokens: prompt.length,
+      decode_tokens: n,
+      weight_bytes_per_token: cost.bytes,
+      flops_per_token: cost.flops,
+      ...(o.profile ? { profile } : {}),
+    };
+  } finally {
+    seq.release();
   }
-  const t2 = performance.now();
-  let profile: BenchResult['profile'];
-  if (o.profile) {
-    const decode = await runner.profileStep([r.token], pos, greedy);
-    const chunk = prompt.slice(0, Math.min(prompt.length, runner.opts.maxBatch));
-    const prefill = await runner.profileStep(chunk, 0, greedy);
-    profile = decode && prefill ? { decode, prefill } : null;
-  }
-  const cost = modelCost(model);
-  return {
-    prefill_tokens_per_s: (prompt.length / (t1 - t0)) * 1000,
-    decode_tokens_per_s: n > 0 ? (n / (t2 - t1)) * 1000 : 0,
-    prompt_tokens: prompt.length,
-    decode_tokens: n,
-    weight_bytes_per_token: cost.bytes,
-    flops_per_token: cost.flops,
-    ...(o.profile ? { profile } : {}),
-  };
 }

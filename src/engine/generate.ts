@@ -1,6 +1,6 @@
-// Single-sequence generation over a loaded model: prefill, then one GPU-sampled token per step,
-// stop on EOG / stop strings / max tokens / abort. The batched scheduler (issue 5) replaces the
-// loop; the request/response shapes stay.
+// One generation request over a loaded model, served by its Scheduler (so concurrent calls are
+// batched together): tokenize, submit, turn sampled tokens into text as they arrive, stop on
+// EOG / stop strings / max tokens / abort.
 
 import { EngineError } from '../api/errors.js';
 import { MAX_LOGPROBS, type SamplingParams } from '../kernels/sample.js';
@@ -18,12 +18,6 @@ export interface GenerateRequest {
   logprobs?: number;
   stop?: string[];
   signal?: AbortSignal;
-  /**
-   * How many leading prompt tokens are already in the KV cache from the previous request (their
-   * positions 0..reuse-1 hold exactly these tokens): only the rest is prefilled. At most
-   * promptTokens.length - 1, since the last prompt token must be fed to get the next token.
-   */
-  reuse?: number;
   /** Called with each token and the text it completes (may be '' mid UTF-8 sequence). */
   onToken?: (token: number, text: string) => void;
 }
@@ -37,10 +31,10 @@ export interface GenerateResult {
   logprobs: { token: number; logprob: number }[][];
   /** Log-probability of each generated token under the untempered distribution (always filled). */
   tokenLogprobs: number[];
-  /** Prompt tokens whose KV was reused instead of prefilled. */
-  reusedTokens: number;
-  /** The tokens whose KV is now in the cache, position by position (prompt + generated tokens fed). */
-  kvTokens: number[];
+  /** Prompt tokens whose KV came from the prefix cache instead of being prefilled. */
+  cachedTokens: number;
+  /** Times the request was preempted (its KV freed and recomputed) to make room for others. */
+  preemptions: number;
   finishReason: FinishReason;
   timings: { prefillMs: number; decodeMs: number; prefillTokensPerS: number; decodeTokensPerS: number };
 }
@@ -66,76 +60,54 @@ export function samplingParams(req: Pick<GenerateRequest, 'temperature' | 'topK'
 }
 
 export async function generate(model: LoadedModel, req: GenerateRequest): Promise<GenerateResult> {
-  const { tokenizer, runner } = model;
+  const { tokenizer } = model;
   const promptTokens = req.promptTokens ?? tokenizer.encode(req.prompt ?? '', { addBos: tokenizer.addBos, parseSpecial: true });
-  if (promptTokens.length === 0) throw new EngineError('BAD_REQUEST', 'The prompt is empty and the model adds no BOS token.');
-  if (!(req.maxTokens >= 0)) throw new EngineError('BAD_REQUEST', `max_tokens must be >= 0 (got ${req.maxTokens}).`);
-  const maxTokens = Math.min(req.maxTokens, runner.opts.maxContext - promptTokens.length);
-  if (promptTokens.length >= runner.opts.maxContext)
-    throw new EngineError('CONTEXT_OVERFLOW', `The prompt has ${promptTokens.length} tokens; the context holds ${runner.opts.maxContext}.`, {
-      promptTokens: promptTokens.length,
-      maxContext: runner.opts.maxContext,
-    });
   const sampling = samplingParams(req);
-  const tokens: number[] = [];
   const logprobs: GenerateResult['logprobs'] = [];
   const tokenLogprobs: number[] = [];
   const decoder = new TextDecoder('utf-8');
   let text = '';
-  let finishReason: FinishReason = 'length';
+  let stopped = false;
   const stops = (req.stop ?? []).filter((s) => s.length > 0);
 
   const t0 = now();
-  let tPrefill = t0;
-  const reuse = Math.max(0, Math.min(req.reuse ?? 0, promptTokens.length - 1));
-  let pos = reuse;
-  let feed = promptTokens.slice(reuse);
-  const kvTokens = promptTokens.slice(0, reuse);
-  for (let i = 0; i < maxTokens; i++) {
-    if (req.signal?.aborted) {
-      finishReason = 'abort';
-      break;
-    }
-    const r = await runner.forwardSample(feed, pos, sampling, i);
-    if (i === 0) tPrefill = now();
-    pos += feed.length;
-    kvTokens.push(...feed);
-    if (tokenizer.isEog(r.token)) {
-      finishReason = 'stop';
-      break;
-    }
-    tokens.push(r.token);
-    tokenLogprobs.push(r.logprob);
-    if (sampling.logprobs > 0) logprobs.push(r.topLogprobs);
-    const piece = decoder.decode(tokenizer.tokenBytes(r.token), { stream: true });
-    text += piece;
-    req.onToken?.(r.token, piece);
-    const hit = stops.map((s) => text.indexOf(s, Math.max(0, text.length - piece.length - s.length))).find((ix) => ix >= 0);
-    if (hit !== undefined) {
+  const out = await model.scheduler.submit({
+    promptTokens,
+    maxTokens: req.maxTokens,
+    sampling,
+    isEog: (t) => tokenizer.isEog(t),
+    ...(req.signal ? { signal: req.signal } : {}),
+    onToken: (r) => {
+      tokenLogprobs.push(r.logprob);
+      if (sampling.logprobs > 0) logprobs.push(r.topLogprobs);
+      const piece = decoder.decode(tokenizer.tokenBytes(r.token), { stream: true });
+      text += piece;
+      req.onToken?.(r.token, piece);
+      const hit = stops.map((s) => text.indexOf(s, Math.max(0, text.length - piece.length - s.length))).find((ix) => ix >= 0);
+      if (hit === undefined) return false;
       text = text.slice(0, hit);
-      finishReason = 'stop';
-      break;
-    }
-    feed = [r.token];
-  }
-  text += decoder.decode();
-  const tEnd = now();
-  const prefillMs = tPrefill - t0;
-  const decodeMs = tEnd - tPrefill;
+      stopped = true;
+      return true;
+    },
+  });
+  if (!stopped) text += decoder.decode();
+  const prefillMs = out.firstTokenMs;
+  const decodeMs = now() - t0 - prefillMs;
+  const n = out.tokens.length;
   return {
     promptTokens,
-    tokens,
+    tokens: out.tokens,
     text,
     logprobs,
     tokenLogprobs,
-    reusedTokens: reuse,
-    kvTokens,
-    finishReason,
+    cachedTokens: out.cachedTokens,
+    preemptions: out.preemptions,
+    finishReason: out.finishReason,
     timings: {
       prefillMs,
       decodeMs,
-      prefillTokensPerS: prefillMs > 0 ? ((promptTokens.length - reuse) / prefillMs) * 1000 : 0,
-      decodeTokensPerS: decodeMs > 0 && tokens.length > 1 ? ((tokens.length - 1) / decodeMs) * 1000 : 0,
+      prefillTokensPerS: prefillMs > 0 ? ((promptTokens.length - out.cachedTokens) / prefillMs) * 1000 : 0,
+      decodeTokensPerS: decodeMs > 0 && n > 1 ? ((n - 1) / decodeMs) * 1000 : 0,
     },
   };
 }

@@ -1,4 +1,5 @@
-// LocalEngine: the OpenAI-shaped Engine over one loaded model on this thread (request queue, streaming, abort).
+// LocalEngine: the OpenAI-shaped Engine over one loaded model on this thread (streaming, stop strings, abort).
+// Concurrent requests are served together by the model's Scheduler (continuous batching).
 // To add an endpoint, implement it on top of run() (which owns the queue, stop strings and abort) and add it to Engine.
 
 import type { ChatCompletions, Completions, Engine } from '../api/engine.js';
@@ -31,19 +32,6 @@ import { generate, type GenerateResult } from './generate.js';
 export interface LocalEngineOptions extends LoadOptions {
   /** Reported as `model` in responses when a request names none (default 'hearth-local'). */
   modelName?: string;
-}
-
-/** A queue of one: each holder runs alone, in arrival order. */
-class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  async lock(): Promise<() => void> {
-    let release!: () => void;
-    const next = new Promise<void>((r) => (release = r));
-    const prev = this.tail;
-    this.tail = prev.then(() => next);
-    await prev;
-    return release;
-  }
 }
 
 /** An async-iterable queue of chunks: the producer pushes as tokens arrive, the consumer awaits. */
@@ -161,7 +149,8 @@ class CompletionsApi implements Completions {
 
 /**
  * An {@link Engine} that runs the model on this thread (in the browser it is what the worker
- * holds; in Node it is the engine itself). Requests queue and run one at a time.
+ * holds; in Node it is the engine itself). Concurrent requests are batched into the same steps;
+ * a follow-up turn (or any prompt sharing full KV blocks with an earlier one) reuses their KV.
  *
  * @example
  * const engine = await LocalEngine.load(await acquireNodeDevice(), await fileSource('model.gguf'));
@@ -174,14 +163,8 @@ export class LocalEngine implements Engine {
   /** OpenAI's legacy `client.completions` (raw prompt). */
   readonly completions: Completions;
   private model: LoadedModel | null;
-  private readonly mutex = new Mutex();
-  /**
-   * The tokens whose KV is in the cache, by position, after the last request: a follow-up whose
-   * prompt starts with them (a multi-turn chat) prefills only what is new. Emptied when unknown.
-   */
-  private kvTokens: number[] = [];
-  /** The runner's kvVersion when kvTokens was recorded; anything else means another writer. */
-  private kvVersion = -1;
+  /** Requests in flight: unload() aborts them and waits for them to end. */
+  private readonly inFlight = new Map<Promise<unknown>, AbortController>();
   private readonly modelName: string;
 
   /** Wrap an already loaded model; the engine owns it from now on (unload() destroys it). */
@@ -209,15 +192,12 @@ export class LocalEngine implements Engine {
     return renderChatTemplate(m.chatTemplate, messages, specialTokenTexts(m.tokenizer));
   }
 
+  /** Abort every request in flight, wait for them to end, then free the model's GPU memory. */
   async unload(): Promise<void> {
-    const release = await this.mutex.lock();
-    try {
-      this.model?.destroy();
-      this.model = null;
-      this.kvTokens = [];
-    } finally {
-      release();
-    }
+    for (const c of this.inFlight.values()) c.abort();
+    await Promise.allSettled([...this.inFlight.keys()]);
+    this.model?.destroy();
+    this.model = null;
   }
 
   private async createChat(params: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
@@ -321,7 +301,7 @@ export class LocalEngine implements Engine {
     return promptTokens;
   }
 
-  /** Queue the request and run it to the end; a non-streamed abort rejects with ABORTED. */
+  /** Run the request to the end; a non-streamed abort rejects with ABORTED. */
   private async runExclusive(spec: RunSpec): Promise<GenerateResult> {
     const r = await this.run(spec);
     if (r.finishReason === 'abort')
@@ -330,7 +310,7 @@ export class LocalEngine implements Engine {
   }
 
   /**
-   * Start the request now (queued behind others) and return its chunks as they are produced. The
+   * Start the request now (batched with others) and return its chunks as they are produced. The
    * last chunk carries the finish reason and usage; an abort ends the stream with finish_reason 'abort'.
    */
   private stream<C>(spec: RunSpec, make: { first?: () => C; text: (text: string) => C; last: (text: string, r: GenerateResult) => C }): AsyncIterable<C> {
@@ -361,51 +341,49 @@ export class LocalEngine implements Engine {
     return queue;
   }
 
-  /** The one place that drives generate(): queueing, parameter mapping, stop-string hold-back. */
+  /** The one place that drives generate(): parameter mapping, stop-string hold-back, unload's abort. */
   private async run(spec: RunSpec): Promise<GenerateResult> {
-    const release = await this.mutex.lock();
-    try {
-      const model = this.loaded;
-      const p = spec.params;
-      const stops = stopList(p.stop);
-      let text = '';
-      let emittedLength = 0;
-      let pending: number[] = [];
-      let reuse = 0;
-      if (model.runner.kvVersion !== this.kvVersion) this.kvTokens = [];
-      while (reuse < this.kvTokens.length && reuse < spec.promptTokens.length && this.kvTokens[reuse] === spec.promptTokens[reuse]) reuse++;
-      // Until generate() reports what it fed, the cache is in an unknown state.
-      this.kvTokens = [];
-      const r = await generate(model, {
-        reuse,
-        promptTokens: spec.promptTokens,
-        maxTokens: spec.maxTokens,
-        temperature: nullable(p.temperature) ?? 1,
-        topP: nullable(p.top_p) ?? 1,
-        topK: nullable(p.top_k) ?? 0,
-        seed: nullable(p.seed),
-        logprobs: Math.max(0, spec.topLogprobs),
-        stop: stops,
-        signal: p.signal,
-        onToken: spec.onText
-          ? (token, piece) => {
-              text += piece;
-              pending.push(token);
-              const hit = stops.map((s) => text.indexOf(s)).filter((ix) => ix >= 0);
-              const safeEnd = hit.length > 0 ? Math.min(...hit) : text.length - heldBackLength(text, stops);
-              if (safeEnd > emittedLength) {
-                spec.onText?.(text.slice(emittedLength, safeEnd), pending);
-                emittedLength = safeEnd;
-                pending = [];
-              }
+    const model = this.loaded;
+    const p = spec.params;
+    const stops = stopList(p.stop);
+    const ctl = new AbortController();
+    const user = p.signal;
+    const onAbort = (): void => ctl.abort();
+    if (user?.aborted) ctl.abort();
+    else user?.addEventListener('abort', onAbort, { once: true });
+    let text = '';
+    let emittedLength = 0;
+    let pending: number[] = [];
+    const job = generate(model, {
+      promptTokens: spec.promptTokens,
+      maxTokens: spec.maxTokens,
+      temperature: nullable(p.temperature) ?? 1,
+      topP: nullable(p.top_p) ?? 1,
+      topK: nullable(p.top_k) ?? 0,
+      seed: nullable(p.seed),
+      logprobs: Math.max(0, spec.topLogprobs),
+      stop: stops,
+      signal: ctl.signal,
+      onToken: spec.onText
+        ? (token, piece) => {
+            text += piece;
+            pending.push(token);
+            const hit = stops.map((s) => text.indexOf(s)).filter((ix) => ix >= 0);
+            const safeEnd = hit.length > 0 ? Math.min(...hit) : text.length - heldBackLength(text, stops);
+            if (safeEnd > emittedLength) {
+              spec.onText?.(text.slice(emittedLength, safeEnd), pending);
+              emittedLength = safeEnd;
+              pending = [];
             }
-          : undefined,
-      });
-      this.kvTokens = r.kvTokens;
-      this.kvVersion = model.runner.kvVersion;
-      return r;
+          }
+        : undefined,
+    });
+    this.inFlight.set(job, ctl);
+    try {
+      return await job;
     } finally {
-      release();
+      this.inFlight.delete(job);
+      user?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -459,6 +437,6 @@ function usage(r: GenerateResult): CompletionUsage {
     prompt_tokens: r.promptTokens.length,
     completion_tokens: r.tokens.length,
     total_tokens: r.promptTokens.length + r.tokens.length,
-    prompt_tokens_details: { cached_tokens: r.reusedTokens },
+    prompt_tokens_details: { cached_tokens: r.cachedTokens },
   };
 }

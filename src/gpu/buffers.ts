@@ -45,20 +45,29 @@ function align4Down(n: number): number {
   return Math.floor(n / 4) * 4;
 }
 
-/** The per-step uniform every kernel reads: token count, start position, sampling counter. */
+/** The per-step uniform every kernel reads: tokens in the step, rows whose logits it computes. */
 export class StepUniform {
   readonly buffer: GPUBuffer;
   private readonly data = new Uint32Array(4);
   constructor(private readonly device: GPUDevice) {
     this.buffer = device.createBuffer({ label: 'step', size: 16, usage: UNIFORM | COPY_DST });
   }
-  write(numTokens: number, startPos: number, counter: number): void {
+  write(numTokens: number, numOut = 1): void {
     this.data[0] = numTokens;
-    this.data[1] = startPos;
-    this.data[2] = startPos + numTokens;
-    this.data[3] = counter >>> 0;
+    this.data[1] = numOut;
     this.device.queue.writeBuffer(this.buffer, 0, this.data);
   }
+}
+
+const dummies = new WeakMap<GPUDevice, GPUBuffer>();
+/** A 16-byte storage buffer for a binding an entry point declares but a configuration never reads. */
+export function dummyStorage(device: GPUDevice): GPUBuffer {
+  let b = dummies.get(device);
+  if (!b) {
+    b = storageBuffer(device, 16, 'unused');
+    dummies.set(device, b);
+  }
+  return b;
 }
 
 /** Split a 1-D workgroup count over x and y to stay under the per-dimension limit. */

@@ -23,6 +23,8 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /** Fixed row count of X (otherwise the step's token count). */
   mFixed?: number;
+  /** Rows of X = the step's output row count (the lm head over gathered rows); encode() gets that count. */
+  rowsFromOut?: boolean;
   /** Row stride of Y in elements (default N): this matmul fills columns [yOffset, yOffset + N). */
   yStride?: number;
   yOffset?: number;
@@ -45,7 +47,7 @@ export class Matmul {
     step: GPUBuffer,
     readonly opts: MatmulOptions = {},
   ) {
-    const flags = (opts.bias ? 1 : 0) | (opts.accumulate ? 2 : 0);
+    const flags = (opts.bias ? 1 : 0) | (opts.accumulate ? 2 : 0) | (opts.rowsFromOut ? 4 : 0);
     this.params = uniformFrom(
       ctx.device,
       [w.K, w.N, w.scaleOffsetBytes / 4, flags, opts.mFixed ?? 0, 0, opts.yStride ?? 0, opts.yOffset ?? 0],

@@ -1,8 +1,8 @@
 // Host side of shaders/rms-norm.wgsl (workgroup per row, or thread per row when barrier-free).
-// lastOnly normalizes just the step's last token into row 0.
+// With `gather` (a buffer of row indices), rows gather[r] go to rows r < step.numOut.
 
 import type { GpuContext } from '../gpu/device.js';
-import { uniformFrom } from '../gpu/buffers.js';
+import { dummyStorage, uniformFrom } from '../gpu/buffers.js';
 
 export class RmsNorm {
   private readonly bg: GPUBindGroup;
@@ -16,9 +16,9 @@ export class RmsNorm {
     step: GPUBuffer,
     D: number,
     eps: number,
-    private readonly lastOnly = false,
+    private readonly gather?: GPUBuffer,
   ) {
-    const params = uniformFrom(ctx.device, [D, { f: eps }, lastOnly ? 1 : 0, 0], 'rms-norm.params');
+    const params = uniformFrom(ctx.device, [D, { f: eps }, gather ? 1 : 0, 0], 'rms-norm.params');
     this.barrierFree = ctx.tuning.barrierFree;
     this.pipeline = ctx.pipelines.get('rms-norm', this.barrierFree ? 'rows' : 'main');
     this.bg = ctx.device.createBindGroup({
@@ -29,13 +29,14 @@ export class RmsNorm {
         { binding: 2, resource: { buffer: y } },
         { binding: 3, resource: { buffer: params } },
         { binding: 4, resource: { buffer: step } },
+        { binding: 5, resource: { buffer: gather ?? dummyStorage(ctx.device) } },
       ],
     });
   }
-  encode(pass: GPUComputePassEncoder, numTokens: number): void {
+  /** `rows`: the step's token count, or its output row count in gather mode. */
+  encode(pass: GPUComputePassEncoder, rows: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, this.bg);
-    if (this.lastOnly) pass.dispatchWorkgroups(1);
-    else pass.dispatchWorkgroups(this.barrierFree ? Math.ceil(numTokens / 64) : numTokens);
+    pass.dispatchWorkgroups(this.barrierFree ? Math.ceil(rows / 64) : rows);
   }
 }

@@ -3,6 +3,7 @@
 
 import type { GpuContext } from '../gpu/device.js';
 import { grid, storageFrom, uniformFrom } from '../gpu/buffers.js';
+import { blockShift, type KvPaging } from './attention.js';
 
 export interface RopeConfig {
   ropeDim: number;
@@ -41,6 +42,8 @@ export class Rope {
     x: GPUBuffer,
     table: GPUBuffer,
     step: GPUBuffer,
+    /** [tokens] vec2<u32>: (position, sequence row); only the position is read. */
+    tokMeta: GPUBuffer,
     private readonly numHeads: number,
     headDim: number,
     private readonly cfg: RopeConfig,
@@ -54,6 +57,7 @@ export class Rope {
         { binding: 1, resource: { buffer: table } },
         { binding: 2, resource: { buffer: params } },
         { binding: 3, resource: { buffer: step } },
+        { binding: 8, resource: { buffer: tokMeta } },
       ],
     });
   }
@@ -67,7 +71,7 @@ export class Rope {
 
 /**
  * Fused RoPE and KV-cache write for a qkv row per token ([q heads | k heads | v heads]): q is
- * rotated in place, rotated k and plain v go to the cache rows at startPos.
+ * rotated in place, rotated k and plain v go to the token's slot in the paged cache.
  */
 export class RopeQkv {
   private readonly bg: GPUBindGroup;
@@ -84,8 +88,13 @@ export class RopeQkv {
     numKvHeads: number,
     headDim: number,
     cfg: RopeConfig,
+    paging: KvPaging,
   ) {
-    const params = uniformFrom(ctx.device, [numHeads, numKvHeads, headDim, cfg.ropeDim, cfg.neox ? 1 : 0, 0, 0, 0], 'rope-qkv.params');
+    const params = uniformFrom(
+      ctx.device,
+      [numHeads, numKvHeads, headDim, cfg.ropeDim, cfg.neox ? 1 : 0, blockShift(paging.blockSize), paging.blocksPerSeq, 0],
+      'rope-qkv.params',
+    );
     this.perToken = numHeads * (cfg.ropeDim / 2) + 2 * numKvHeads * headDim;
     this.pipeline = ctx.pipelines.get('rope', 'rope_qkv');
     this.bg = ctx.device.createBindGroup({
@@ -97,6 +106,8 @@ export class RopeQkv {
         { binding: 5, resource: { buffer: params } },
         { binding: 6, resource: { buffer: kCache } },
         { binding: 7, resource: { buffer: vCache } },
+        { binding: 8, resource: { buffer: paging.tokMeta } },
+        { binding: 9, resource: { buffer: paging.tables } },
       ],
     });
   }

@@ -1,5 +1,5 @@
-// CPU reference of shaders/attention.wgsl: causal grouped-query attention of M step tokens over a
-// contiguous KV cache, float64 softmax. Variants (sliding window, ALiBi, soft-capping) add options here.
+// CPU reference of shaders/attention.wgsl: causal grouped-query attention of a step's tokens over a
+// paged KV cache, float64 softmax. Variants (sliding window, ALiBi, soft-capping) add options here.
 
 export interface AttentionRefShape {
   numHeads: number;
@@ -7,26 +7,36 @@ export interface AttentionRefShape {
   headDim: number;
 }
 
+/** A query token: its position and its sequence's block table. */
+export interface RefToken {
+  pos: number;
+  blocks: readonly number[];
+}
+
 /**
- * Q [M, numHeads, headDim], caches [>= startPos + M, numKvHeads, headDim] → O [M, numHeads, headDim].
- * Token m sits at position startPos + m and attends to keys 0 ..= startPos + m; head h reads KV head
- * h / (numHeads / numKvHeads); scores are scaled by 1 / sqrt(headDim).
+ * Q [M, numHeads, headDim], pools [numBlocks * blockSize, numKvHeads, headDim] → O [M, numHeads, headDim].
+ * Token m attends to keys 0 ..= its position of its own sequence, key j in row
+ * blocks[j / blockSize] * blockSize + j % blockSize; head h reads KV head h / (numHeads /
+ * numKvHeads); scores are scaled by 1 / sqrt(headDim).
  */
 export function attentionRef(
   q: ArrayLike<number>,
-  kCache: ArrayLike<number>,
-  vCache: ArrayLike<number>,
-  M: number,
-  startPos: number,
+  kPool: ArrayLike<number>,
+  vPool: ArrayLike<number>,
+  tokens: readonly RefToken[],
+  blockSize: number,
   shape: AttentionRefShape,
 ): Float64Array {
   const { numHeads, numKvHeads, headDim: hd } = shape;
   const group = numHeads / numKvHeads;
   const scale = 1 / Math.sqrt(hd);
   const kvStride = numKvHeads * hd;
+  const M = tokens.length;
   const out = new Float64Array(M * numHeads * hd);
   for (let m = 0; m < M; m++) {
-    const nKeys = startPos + m + 1;
+    const { pos, blocks } = tokens[m]!;
+    const nKeys = pos + 1;
+    const row = (j: number): number => blocks[Math.floor(j / blockSize)]! * blockSize + (j % blockSize);
     for (let h = 0; h < numHeads; h++) {
       const kvh = Math.floor(h / group);
       const qb = (m * numHeads + h) * hd;
@@ -34,7 +44,8 @@ export function attentionRef(
       let mx = -Infinity;
       for (let j = 0; j < nKeys; j++) {
         let d = 0;
-        for (let i = 0; i < hd; i++) d += q[qb + i]! * kCache[j * kvStride + kvh * hd + i]!;
+        const kb = row(j) * kvStride + kvh * hd;
+        for (let i = 0; i < hd; i++) d += q[qb + i]! * kPool[kb + i]!;
         s[j] = d * scale;
         mx = Math.max(mx, s[j]!);
       }
@@ -45,7 +56,7 @@ export function attentionRef(
       }
       for (let i = 0; i < hd; i++) {
         let acc = 0;
-        for (let j = 0; j < nKeys; j++) acc += s[j]! * vCache[j * kvStride + kvh * hd + i]!;
+        for (let j = 0; j < nKeys; j++) acc += s[j]! * vPool[row(j) * kvStride + kvh * hd + i]!;
         out[qb + i] = acc / z;
       }
     }

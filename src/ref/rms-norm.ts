@@ -1,9 +1,9 @@
 // CPU reference of shaders/rms-norm.wgsl: Y = X / sqrt(mean(X^2) + eps) * weight per row, float64.
-// lastOnly mirrors the kernel's lm-head mode; a new norm variant (e.g. LayerNorm) gets its own file.
+// `gather` mirrors the kernel's lm-head mode; a new norm variant (e.g. LayerNorm) gets its own file.
 
-/** X [M, D] → Y [M, D], or [1, D] holding only row M - 1 when lastOnly. */
-export function rmsNormRef(x: ArrayLike<number>, weight: ArrayLike<number>, M: number, D: number, eps: number, lastOnly = false): Float64Array {
-  const rows = lastOnly ? [M - 1] : Array.from({ length: M }, (_, m) => m);
+/** X [M, D] → Y [M, D], or [gather.length, D] holding rows gather[0], gather[1], ... */
+export function rmsNormRef(x: ArrayLike<number>, weight: ArrayLike<number>, M: number, D: number, eps: number, gather?: readonly number[]): Float64Array {
+  const rows = gather ?? Array.from({ length: M }, (_, m) => m);
   const y = new Float64Array(rows.length * D);
   rows.forEach((m, o) => {
     let ss = 0;

@@ -24,7 +24,7 @@ describe('add', () => {
       const yBuf = storageFrom(ctx.device, y, 'y');
       const aBuf = storageFrom(ctx.device, a, 'a');
       const step = new StepUniform(ctx.device);
-      step.write(M, 7, 0);
+      step.write(M);
       await validated(ctx, () => {
         const k = new Add(ctx, yBuf, aBuf, step.buffer, D);
         const enc = ctx.device.createCommandEncoder();

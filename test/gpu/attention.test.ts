@@ -1,15 +1,18 @@
 // GPU test of shaders/attention.wgsl (Attention in src/kernels/attention.ts) against src/ref/attention.ts.
-// To extend: add a shape to CASES (headDim <= 256); cache rows past the step are NaN so any read of them fails.
+// A step holds several sequences, each a run of tokens at its own positions, reading the paged
+// cache through a shuffled block table. To extend: add a case (headDim <= 256). Pool rows no
+// table points at (and rows past each sequence's last position) are NaN, so any read of them fails.
 
 import { describe, expect, it } from 'vitest';
 import { Attention } from '../../src/kernels/attention.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
 import { attentionRef } from '../../src/ref/attention.js';
-import { expectClose, gpu, randn, readF32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
+import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledBlocks, TOL, TUNINGS, validated, withTuning, type PagedSeq } from './helpers.js';
 
 interface Case {
-  M: number;
-  startPos: number;
+  /** (startPos, M) per sequence. */
+  seqs: [startPos: number, M: number][];
+  blockSize: number;
   numHeads: number;
   numKvHeads: number;
   headDim: number;
@@ -18,38 +21,79 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { M: 1, startPos: 0, numHeads: 1, numKvHeads: 1, headDim: 64, scale: 1 }, // a single key
-  { M: 5, startPos: 0, numHeads: 3, numKvHeads: 3, headDim: 64, scale: 1.5 }, // MHA, odd heads, prefill from 0
-  { M: 3, startPos: 70, numHeads: 4, numKvHeads: 2, headDim: 128, scale: 1 }, // GQA 2:1, prefill continuing a cache, 2 chunks
-  { M: 1, startPos: 150, numHeads: 3, numKvHeads: 1, headDim: 80, scale: 2 }, // GQA 3:1, odd headDim, decode over 3 chunks
-  { M: 67, startPos: 0, numHeads: 6, numKvHeads: 2, headDim: 64, scale: 1 }, // GQA 3:1 prefill: rows span 1..67 keys
-  { M: 4, startPos: 61, numHeads: 2, numKvHeads: 1, headDim: 256, scale: 1 }, // max headDim, rows straddle the 64-key chunk edge
-  { M: 2, startPos: 127, numHeads: 5, numKvHeads: 5, headDim: 48, scale: 3 }, // keys end exactly on / just past a chunk
+  { seqs: [[0, 1]], blockSize: 16, numHeads: 1, numKvHeads: 1, headDim: 64, scale: 1 }, // a single key
+  { seqs: [[0, 5]], blockSize: 4, numHeads: 3, numKvHeads: 3, headDim: 64, scale: 1.5 }, // MHA, odd heads, prefill over 2 blocks
+  { seqs: [[70, 3]], blockSize: 16, numHeads: 4, numKvHeads: 2, headDim: 128, scale: 1 }, // GQA 2:1, prefill continuing a cache
+  { seqs: [[150, 1]], blockSize: 32, numHeads: 3, numKvHeads: 1, headDim: 80, scale: 2 }, // GQA 3:1, odd headDim, decode over 5 blocks
+  { seqs: [[0, 67]], blockSize: 16, numHeads: 6, numKvHeads: 2, headDim: 64, scale: 1 }, // prefill: rows span 1..67 keys
+  { seqs: [[61, 4]], blockSize: 64, numHeads: 2, numKvHeads: 1, headDim: 256, scale: 1 }, // max headDim, rows straddle a block edge
+  { seqs: [[127, 2]], blockSize: 1, numHeads: 5, numKvHeads: 5, headDim: 48, scale: 3 }, // one token per block
+  // Continuous batching: decodes of different lengths and a prefill chunk in one step.
+  {
+    seqs: [
+      [40, 1],
+      [0, 9],
+      [17, 1],
+      [33, 6],
+    ],
+    blockSize: 8,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 64,
+    scale: 1.5,
+  },
+  {
+    seqs: [
+      [200, 1],
+      [5, 1],
+      [90, 1],
+    ],
+    blockSize: 16,
+    numHeads: 2,
+    numKvHeads: 2,
+    headDim: 32,
+    scale: 1,
+  },
 ];
 
-describe('attention', () => {
+describe('paged attention', () => {
   for (const c of CASES) {
-    const { M, startPos, numHeads, numKvHeads, headDim } = c;
-    it.each(TUNINGS)(`M ${M}, startPos ${startPos}, heads ${numHeads}/${numKvHeads}, headDim ${headDim}, barrierFree $barrierFree`, async (tuning) => {
+    const { blockSize, numHeads, numKvHeads, headDim } = c;
+    const name = c.seqs.map(([p, m]) => `${m}@${p}`).join(' + ');
+    it.each(TUNINGS)(`${name}, block ${blockSize}, heads ${numHeads}/${numKvHeads}, headDim ${headDim}, barrierFree $barrierFree`, async (tuning) => {
       const ctx = withTuning(await gpu(), tuning);
-      const r = rng(M * 7919 + startPos * 31 + numHeads * 7 + headDim);
-      const seqLen = startPos + M;
-      const maxPos = seqLen + 3; // cache capacity beyond the sequence
+      const r = rng(c.seqs.length * 7919 + c.seqs[0]![0] * 31 + numHeads * 7 + headDim + blockSize);
       const kvWidth = numKvHeads * headDim;
       const qWidth = numHeads * headDim;
+      const need = c.seqs.map(([p, m]) => Math.ceil((p + m) / blockSize));
+      const numBlocks = need.reduce((a, b) => a + b, 0) + 3; // spare blocks nobody points at
+      const ids = shuffledBlocks(r, numBlocks, numBlocks);
+      let at = 0;
+      const seqs: PagedSeq[] = c.seqs.map(([startPos, M], i) => {
+        const blocks = ids.slice(at, at + need[i]!);
+        at += need[i]!;
+        return { startPos, M, blocks };
+      });
+      const M = seqs.reduce((a, s) => a + s.M, 0);
+      const rows = numBlocks * blockSize;
+      const k = new Float32Array(rows * kvWidth).fill(NaN);
+      const v = new Float32Array(rows * kvWidth).fill(NaN);
+      for (const s of seqs)
+        for (let pos = 0; pos < s.startPos + s.M; pos++) {
+          const row = s.blocks[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
+          k.set(randn(r, kvWidth, c.scale), row * kvWidth);
+          v.set(randn(r, kvWidth), row * kvWidth);
+        }
       const q = randn(r, M * qWidth, c.scale);
-      const k = randn(r, maxPos * kvWidth, c.scale);
-      const v = randn(r, maxPos * kvWidth);
-      k.fill(NaN, seqLen * kvWidth);
-      v.fill(NaN, seqLen * kvWidth);
+      const { paging, tokens } = pagedStep(ctx, seqs, blockSize);
       const qBuf = storageFrom(ctx.device, q, 'q');
       const kBuf = storageFrom(ctx.device, k, 'k');
       const vBuf = storageFrom(ctx.device, v, 'v');
       const oBuf = storageBuffer(ctx.device, (M + 1) * qWidth * 4, 'o');
       const step = new StepUniform(ctx.device);
-      step.write(M, startPos, 0);
+      step.write(M);
       await validated(ctx, () => {
-        const kern = new Attention(ctx, qBuf, kBuf, vBuf, oBuf, step.buffer, numHeads, numKvHeads, headDim);
+        const kern = new Attention(ctx, qBuf, kBuf, vBuf, oBuf, step.buffer, numHeads, numKvHeads, headDim, paging);
         const enc = ctx.device.createCommandEncoder();
         const pass = enc.beginComputePass();
         kern.encode(pass, M);
@@ -57,7 +101,7 @@ describe('attention', () => {
         ctx.device.queue.submit([enc.finish()]);
       });
       const got = await readF32(ctx, oBuf, (M + 1) * qWidth);
-      const want = attentionRef(q, k, v, M, startPos, { numHeads, numKvHeads, headDim });
+      const want = attentionRef(q, k, v, tokens, blockSize, { numHeads, numKvHeads, headDim });
       expectClose(got.subarray(0, M * qWidth), want, { maxNmse: TOL.transcendental });
       expect(got.subarray(M * qWidth).every((x) => x === 0)).toBe(true);
     });

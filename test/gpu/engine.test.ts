@@ -95,16 +95,22 @@ describe.each(['llama-q8_0', 'qwen2-f32'] as const)('LocalEngine on %s', (name) 
     await engine.unload();
   });
 
-  test('a follow-up turn reuses the previous KV, prefills only the new tokens, and answers as a cold run does', async () => {
-    const turn1 = [{ role: 'user' as const, content: 'Tell me about the lighthouse.' }];
+  test("a follow-up turn reuses the previous turn's full KV blocks, prefills only the rest, and answers as a cold run does", async () => {
+    const bs = engine.loaded.runner.opts.blockSize;
+    engine.loaded.runner.pool.dropCached();
+    const turn1 = [{ role: 'user' as const, content: 'Tell me about the lighthouse and the keeper who lived there.' }];
     const r1 = await engine.chat.completions.create({ messages: turn1, max_tokens: 8, temperature: 0 });
+    expect(r1.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    expect(r1.usage!.prompt_tokens).toBeGreaterThan(bs); // at least one full block to share
     const turn2 = [...turn1, { role: 'assistant' as const, content: r1.choices[0]!.message.content ?? '' }, { role: 'user' as const, content: 'And then?' }];
     const warm = await engine.chat.completions.create({ messages: turn2, max_tokens: 8, temperature: 0 });
     const cached = warm.usage!.prompt_tokens_details!.cached_tokens;
-    expect(cached).toBeGreaterThanOrEqual(r1.usage!.prompt_tokens - 1);
+    // Every full block of turn 1's prompt is shared (the rendered turn 2 starts with it).
+    expect(cached).toBeGreaterThanOrEqual(Math.floor(r1.usage!.prompt_tokens / bs) * bs);
+    expect(cached % bs).toBe(0);
     expect(cached).toBeLessThan(warm.usage!.prompt_tokens);
-    // Someone else writing the KV cache (here a direct generate()) must turn reuse off.
-    await generate(engine.loaded, { promptTokens: [1, 2, 3], maxTokens: 2, temperature: 0 });
+    // With the prefix cache emptied the same request computes everything and says the same.
+    engine.loaded.runner.pool.dropCached();
     const cold = await engine.chat.completions.create({ messages: turn2, max_tokens: 8, temperature: 0 });
     expect(cold.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
     expect(warm.choices[0]!.message.content).toBe(cold.choices[0]!.message.content);
@@ -233,7 +239,7 @@ describe.each(['llama-q8_0', 'qwen2-f32'] as const)('LocalEngine on %s', (name) 
     await expect(engine.chat.completions.create({ messages: MESSAGES, max_tokens: 8, signal: ac.signal })).rejects.toMatchObject({ code: 'ABORTED' });
   });
 
-  test('two concurrent create() calls queue and both return what they return alone', async () => {
+  test('two concurrent create() calls are served together and both return what they return alone', async () => {
     const a = { messages: MESSAGES, max_tokens: 10, temperature: 0 };
     const b = { messages: [{ role: 'user' as const, content: 'Tell me about the sea.' }], max_tokens: 10, temperature: 0.9, seed: 7 };
     const aloneA = await engine.chat.completions.create(a);

@@ -14,7 +14,7 @@ import { attentionRef } from '../../src/ref/attention.js';
 import { matmulRef } from '../../src/ref/matmul.js';
 import { ropeRef } from '../../src/ref/rope.js';
 import { swigluRef } from '../../src/ref/swiglu.js';
-import { expectClose, gpu, randn, readF32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
+import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledBlocks, TOL, TUNINGS, validated, withTuning, type PagedSeq } from './helpers.js';
 
 function run(ctx: Awaited<ReturnType<typeof gpu>>, encode: (pass: GPUComputePassEncoder) => void): Promise<void> {
   return validated(ctx, () => {
@@ -27,51 +27,73 @@ function run(ctx: Awaited<ReturnType<typeof gpu>>, encode: (pass: GPUComputePass
 }
 
 describe('rope_qkv', () => {
-  const cases: { M: number; startPos: number; H: number; KVH: number; HD: number; cfg: RopeConfig }[] = [
-    { M: 3, startPos: 0, H: 4, KVH: 2, HD: 32, cfg: { ropeDim: 32, base: 10000, freqScale: 1, neox: false } },
-    { M: 2, startPos: 41, H: 3, KVH: 1, HD: 64, cfg: { ropeDim: 64, base: 1e6, freqScale: 1, neox: true } },
-    { M: 1, startPos: 7, H: 2, KVH: 2, HD: 48, cfg: { ropeDim: 32, base: 10000, freqScale: 0.5, neox: true } },
+  // Sequences (startPos, M) of one step, written through shuffled block tables.
+  const cases: { seqs: [number, number][]; blockSize: number; H: number; KVH: number; HD: number; cfg: RopeConfig }[] = [
+    { seqs: [[0, 3]], blockSize: 16, H: 4, KVH: 2, HD: 32, cfg: { ropeDim: 32, base: 10000, freqScale: 1, neox: false } },
+    { seqs: [[41, 2]], blockSize: 8, H: 3, KVH: 1, HD: 64, cfg: { ropeDim: 64, base: 1e6, freqScale: 1, neox: true } },
+    { seqs: [[7, 1]], blockSize: 4, H: 2, KVH: 2, HD: 48, cfg: { ropeDim: 32, base: 10000, freqScale: 0.5, neox: true } },
+    {
+      seqs: [
+        [30, 1],
+        [0, 5],
+        [14, 3],
+      ],
+      blockSize: 4,
+      H: 4,
+      KVH: 2,
+      HD: 32,
+      cfg: { ropeDim: 32, base: 10000, freqScale: 1, neox: false },
+    },
   ];
   for (const c of cases) {
-    it(`M ${c.M}, startPos ${c.startPos}, heads ${c.H}/${c.KVH}, headDim ${c.HD}, ropeDim ${c.cfg.ropeDim}, neox ${c.cfg.neox}`, async () => {
+    const name = c.seqs.map(([p, m]) => `${m}@${p}`).join(' + ');
+    it(`${name}, block ${c.blockSize}, heads ${c.H}/${c.KVH}, headDim ${c.HD}, ropeDim ${c.cfg.ropeDim}, neox ${c.cfg.neox}`, async () => {
       const ctx = await gpu();
-      const r = rng(c.M * 13 + c.startPos);
+      const r = rng(c.seqs.length * 13 + c.seqs[0]![0]);
       const width = (c.H + 2 * c.KVH) * c.HD;
       const kvw = c.KVH * c.HD;
-      const maxPos = c.startPos + c.M + 2;
-      const qkv = randn(r, c.M * width);
-      const kc0 = randn(r, maxPos * kvw);
-      const vc0 = randn(r, maxPos * kvw);
+      const bs = c.blockSize;
+      const need = c.seqs.map(([p, m]) => Math.ceil((p + m) / bs));
+      const numBlocks = need.reduce((a, b) => a + b, 0) + 2;
+      const ids = shuffledBlocks(r, numBlocks, numBlocks);
+      let at = 0;
+      const seqs: PagedSeq[] = c.seqs.map(([startPos, M], i) => {
+        const blocks = ids.slice(at, at + need[i]!);
+        at += need[i]!;
+        return { startPos, M, blocks };
+      });
+      const M = seqs.reduce((a, q) => a + q.M, 0);
+      const maxPos = Math.max(...seqs.map((q) => q.startPos + q.M));
+      const rows = numBlocks * bs;
+      const qkv = randn(r, M * width);
+      const kc0 = randn(r, rows * kvw);
+      const vc0 = randn(r, rows * kvw);
       const qkvBuf = storageFrom(ctx.device, qkv, 'qkv');
       const kBuf = storageFrom(ctx.device, kc0, 'k');
       const vBuf = storageFrom(ctx.device, vc0, 'v');
       const table = ropeTableBuffer(ctx, c.cfg, maxPos);
       const step = new StepUniform(ctx.device);
-      step.write(c.M, c.startPos, 0);
-      await run(ctx, (p) => new RopeQkv(ctx, qkvBuf, table, step.buffer, kBuf, vBuf, c.H, c.KVH, c.HD, c.cfg).encode(p, c.M));
-      const got = await readF32(ctx, qkvBuf, c.M * width);
-      const gotK = await readF32(ctx, kBuf, maxPos * kvw);
-      const gotV = await readF32(ctx, vBuf, maxPos * kvw);
+      step.write(M);
+      const { paging, tokens } = pagedStep(ctx, seqs, bs);
+      await run(ctx, (p) => new RopeQkv(ctx, qkvBuf, table, step.buffer, kBuf, vBuf, c.H, c.KVH, c.HD, c.cfg, paging).encode(p, M));
+      const got = await readF32(ctx, qkvBuf, M * width);
+      const gotK = await readF32(ctx, kBuf, rows * kvw);
+      const gotV = await readF32(ctx, vBuf, rows * kvw);
       const part = (m: number, from: number, n: number): Float32Array => qkv.subarray(m * width + from, m * width + from + n);
-      const q = new Float32Array(c.M * c.H * c.HD);
-      const k = new Float32Array(c.M * kvw);
-      for (let m = 0; m < c.M; m++) {
-        q.set(part(m, 0, c.H * c.HD), m * c.H * c.HD);
-        k.set(part(m, c.H * c.HD, kvw), m * kvw);
-      }
-      const wantQ = ropeRef(q, c.M, c.H, c.HD, c.cfg, c.startPos);
-      const wantK = ropeRef(k, c.M, c.KVH, c.HD, c.cfg, c.startPos);
-      for (let m = 0; m < c.M; m++) {
-        expectClose(got.subarray(m * width, m * width + c.H * c.HD), wantQ.subarray(m * c.H * c.HD, (m + 1) * c.H * c.HD), { maxNmse: TOL.f32 });
+      const written = new Set<number>();
+      tokens.forEach(({ pos, blocks }, m) => {
+        const wantQ = ropeRef(part(m, 0, c.H * c.HD), 1, c.H, c.HD, c.cfg, pos);
+        const wantK = ropeRef(part(m, c.H * c.HD, kvw), 1, c.KVH, c.HD, c.cfg, pos);
+        expectClose(got.subarray(m * width, m * width + c.H * c.HD), wantQ, { maxNmse: TOL.f32 });
         // k and v parts of the qkv row are only read
         expect(Array.from(got.subarray(m * width + c.H * c.HD, (m + 1) * width))).toEqual(Array.from(part(m, c.H * c.HD, 2 * kvw)));
-        const row = (c.startPos + m) * kvw;
-        expectClose(gotK.subarray(row, row + kvw), wantK.subarray(m * kvw, (m + 1) * kvw), { maxNmse: TOL.f32 });
-        expect(Array.from(gotV.subarray(row, row + kvw))).toEqual(Array.from(part(m, c.H * c.HD + kvw, kvw)));
-      }
-      // cache rows outside [startPos, startPos + M) are untouched
-      const outside = (a: Float32Array, b: Float32Array): boolean =>
-        Array.from(a).every((v, i) => (i >= c.startPos * kvw && i < (c.startPos + c.M) * kvw) || v === b[i]);
+        const slot = blocks[Math.floor(pos / bs)]! * bs + (pos % bs);
+        written.add(slot);
+        expectClose(gotK.subarray(slot * kvw, (slot + 1) * kvw), wantK, { maxNmse: TOL.f32 });
+        expect(Array.from(gotV.subarray(slot * kvw, (slot + 1) * kvw))).toEqual(Array.from(part(m, c.H * c.HD + kvw, kvw)));
+      });
+      // every other cache row is untouched
+      const outside = (a: Float32Array, b: Float32Array): boolean => Array.from(a).every((v, i) => written.has(Math.floor(i / kvw)) || v === b[i]);
       expect(outside(gotK, kc0)).toBe(true);
       expect(outside(gotV, vc0)).toBe(true);
     });
@@ -87,7 +109,7 @@ describe('swiglu_split', () => {
     const guBuf = storageFrom(ctx.device, gu, 'gu');
     const out = storageFrom(ctx.device, new Float32Array((M + 1) * FF).fill(-5), 'out');
     const step = new StepUniform(ctx.device);
-    step.write(M, 0, 0);
+    step.write(M);
     await run(ctx, (p) => new SwiGluSplit(ctx, guBuf, out, step.buffer, FF).encode(p, M));
     const got = await readF32(ctx, out, (M + 1) * FF);
     const g = new Float32Array(M * FF);
@@ -118,7 +140,7 @@ describe('matmul into a column range', () => {
         const xBuf = storageFrom(ctx.device, x, 'x');
         const bBuf = storageFrom(ctx.device, bias, 'bias');
         const step = new StepUniform(ctx.device);
-        step.write(M, 0, 0);
+        step.write(M);
         const refs: Float64Array[] = [];
         let col = 0;
         const kernels: Matmul[] = [];
@@ -163,14 +185,16 @@ describe('attention reading Q from a qkv row', () => {
     const v = randn(r, (startPos + M) * KVH * HD);
     const out = storageBuffer(ctx.device, M * H * HD * 4, 'o');
     const step = new StepUniform(ctx.device);
-    step.write(M, startPos, 0);
+    step.write(M);
     const qkvBuf = storageFrom(ctx.device, qkv, 'qkv');
     const kBuf = storageFrom(ctx.device, k, 'k');
     const vBuf = storageFrom(ctx.device, v, 'v');
-    await run(ctx, (p) => new Attention(ctx, qkvBuf, kBuf, vBuf, out, step.buffer, H, KVH, HD, width).encode(p, M));
+    // One block holding the whole sequence: the contiguous layout as a paged one.
+    const { paging, tokens } = pagedStep(ctx, [{ startPos, M, blocks: [0] }], 8);
+    await run(ctx, (p) => new Attention(ctx, qkvBuf, kBuf, vBuf, out, step.buffer, H, KVH, HD, paging, width).encode(p, M));
     const q = new Float32Array(M * H * HD);
     for (let m = 0; m < M; m++) q.set(qkv.subarray(m * width, m * width + H * HD), m * H * HD);
-    expectClose(await readF32(ctx, out, M * H * HD), attentionRef(q, k, v, M, startPos, { numHeads: H, numKvHeads: KVH, headDim: HD }), {
+    expectClose(await readF32(ctx, out, M * H * HD), attentionRef(q, k, v, tokens, 8, { numHeads: H, numKvHeads: KVH, headDim: HD }), {
       maxNmse: TOL.transcendental,
     });
   });

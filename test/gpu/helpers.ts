@@ -4,7 +4,9 @@
 import { expect } from 'vitest';
 import { acquireNodeDevice } from '../../src/gpu/device-node.js';
 import type { GpuContext, GpuTuning } from '../../src/gpu/device.js';
-import { readBuffer } from '../../src/gpu/buffers.js';
+import { readBuffer, storageFrom } from '../../src/gpu/buffers.js';
+import type { KvPaging } from '../../src/kernels/attention.js';
+import type { RefToken } from '../../src/ref/attention.js';
 
 let ctxPromise: Promise<GpuContext> | null = null;
 export function gpu(): Promise<GpuContext> {
@@ -71,4 +73,48 @@ export const TUNINGS: readonly GpuTuning[] = [
 export function withTuning(ctx: GpuContext, tuning: GpuTuning): GpuContext {
   if (tuning.matvecSubgroups && !ctx.features.subgroups) throw new Error('this adapter has no subgroups');
   return { ...ctx, tuning: { ...tuning, subgroupMaxSize: tuning.subgroupMaxSize || ctx.tuning.subgroupMaxSize } };
+}
+
+/** A step's sequences for the paged kernels: `M` tokens from `startPos`, with a block table. */
+export interface PagedSeq {
+  startPos: number;
+  M: number;
+  blocks: number[];
+}
+
+/**
+ * The per-token (position, sequence row) buffer and the block-table buffer of a step, plus the
+ * reference's view of every token. Sequences are laid out in order, tokens contiguous.
+ */
+export function pagedStep(ctx: GpuContext, seqs: readonly PagedSeq[], blockSize: number): { paging: KvPaging; tokens: RefToken[] } {
+  const blocksPerSeq = Math.max(...seqs.map((s) => s.blocks.length));
+  const meta: number[] = [];
+  const tokens: RefToken[] = [];
+  seqs.forEach((s, r) => {
+    for (let i = 0; i < s.M; i++) {
+      meta.push(s.startPos + i, r);
+      tokens.push({ pos: s.startPos + i, blocks: s.blocks });
+    }
+  });
+  const tables = new Uint32Array(seqs.length * blocksPerSeq);
+  seqs.forEach((s, r) => tables.set(s.blocks, r * blocksPerSeq));
+  return {
+    paging: {
+      tokMeta: storageFrom(ctx.device, new Uint32Array(meta), 'tokMeta'),
+      tables: storageFrom(ctx.device, tables, 'tables'),
+      blockSize,
+      blocksPerSeq,
+    },
+    tokens,
+  };
+}
+
+/** `count` distinct block ids out of 0 .. numBlocks - 1 in a seeded random order. */
+export function shuffledBlocks(r: () => number, numBlocks: number, count: number): number[] {
+  const ids = Array.from({ length: numBlocks }, (_, i) => i);
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+  }
+  return ids.slice(0, count);
 }

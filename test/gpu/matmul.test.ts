@@ -61,7 +61,7 @@ async function runMatmul(type: GGMLType, M: number, N: number, K: number, o: Run
     const yBuf = storageFrom(ctx.device, y0, 'y');
     const biasBuf = bias ? storageFrom(ctx.device, bias, 'bias') : undefined;
     const step = new StepUniform(ctx.device);
-    step.write(numTokens, 5, 0);
+    step.write(numTokens);
     await validated(ctx, () => {
       const k = new Matmul(ctx, w.gpu, xBuf, yBuf, step.buffer, {
         ...(biasBuf ? { bias: biasBuf } : {}),
@@ -117,7 +117,7 @@ describe('gather_rows', () => {
       const idBuf = storageFrom(ctx.device, ids, 'ids');
       const yBuf = storageBuffer(ctx.device, (M + 1) * K * 4, 'y');
       const step = new StepUniform(ctx.device);
-      step.write(M, 0, 0);
+      step.write(M);
       await validated(ctx, () => {
         const k = new GatherRows(ctx, w.gpu, idBuf, yBuf, step.buffer);
         const enc = ctx.device.createCommandEncoder();

@@ -1,5 +1,5 @@
 // GPU test of shaders/rms-norm.wgsl (RmsNorm in src/kernels/rms-norm.ts) against src/ref/rms-norm.ts.
-// To extend: add a width / token count to CASES; lastOnly must write only row 0 from the step's last token.
+// To extend: add a width / token count to CASES; gather mode must write only rows 0 .. numOut - 1, from the listed rows.
 
 import { describe, expect, it } from 'vitest';
 import { RmsNorm } from '../../src/kernels/rms-norm.js';
@@ -15,11 +15,11 @@ const CASES = [
   { M: 2, D: 2048, eps: 1e-6 },
 ];
 
-async function run(M: number, D: number, eps: number, lastOnly: boolean, scale: number, seed: number): Promise<void> {
-  for (const tuning of TUNINGS) await runWith(withTuning(await gpu(), tuning), M, D, eps, lastOnly, scale, seed);
+async function run(M: number, D: number, eps: number, gather: number[] | undefined, scale: number, seed: number): Promise<void> {
+  for (const tuning of TUNINGS) await runWith(withTuning(await gpu(), tuning), M, D, eps, gather, scale, seed);
 }
 
-async function runWith(ctx: GpuContext, M: number, D: number, eps: number, lastOnly: boolean, scale: number, seed: number): Promise<void> {
+async function runWith(ctx: GpuContext, M: number, D: number, eps: number, gather: number[] | undefined, scale: number, seed: number): Promise<void> {
   const r = rng(seed);
   const cap = M + 1;
   const x = randn(r, cap * D, scale);
@@ -29,29 +29,32 @@ async function runWith(ctx: GpuContext, M: number, D: number, eps: number, lastO
   const sentinel = new Float32Array(cap * D).fill(-7);
   const yBuf = storageFrom(ctx.device, sentinel, 'y');
   const step = new StepUniform(ctx.device);
-  step.write(M, 3, 0);
+  step.write(M, gather?.length ?? 1);
+  const rowIdx = gather ? storageFrom(ctx.device, new Uint32Array(gather), 'rowIdx') : undefined;
   await validated(ctx, () => {
-    const k = new RmsNorm(ctx, xBuf, wBuf, yBuf, step.buffer, D, eps, lastOnly);
+    const k = new RmsNorm(ctx, xBuf, wBuf, yBuf, step.buffer, D, eps, rowIdx);
     const enc = ctx.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    k.encode(pass, M);
+    k.encode(pass, gather ? gather.length : M);
     pass.end();
     ctx.device.queue.submit([enc.finish()]);
   });
-  const rows = lastOnly ? 1 : M;
+  const rows = gather ? gather.length : M;
   const got = await readF32(ctx, yBuf, cap * D);
-  expectClose(got.subarray(0, rows * D), rmsNormRef(x, w, M, D, eps, lastOnly), { maxNmse: TOL.f32 });
+  expectClose(got.subarray(0, rows * D), rmsNormRef(x, w, M, D, eps, gather), { maxNmse: TOL.f32 });
   expect(got.subarray(rows * D).every((v) => v === -7)).toBe(true);
 }
 
 describe('rms-norm', () => {
   for (const { M, D, eps } of CASES) {
-    it(`[${M}, ${D}] eps ${eps}`, () => run(M, D, eps, false, 1, M * 131 + D));
-    it(`[${M}, ${D}] lastOnly`, () => run(M, D, eps, true, 1, M * 137 + D));
+    it(`[${M}, ${D}] eps ${eps}`, () => run(M, D, eps, undefined, 1, M * 131 + D));
+    it(`[${M}, ${D}] gather the last row`, () => run(M, D, eps, [M - 1], 1, M * 137 + D));
   }
+  // The lm head of a batched step: each sequence's last token, in any order.
+  it('[5, 100] gather rows 4, 0, 2', () => run(5, 100, 1e-5, [4, 0, 2], 1, 77));
   // Tiny activations: eps dominates the mean square, so a misplaced eps shows up.
-  it('eps matters for tiny rows', () => run(3, 64, 1e-5, false, 1e-3, 5));
-  it('no overflow for large rows', () => run(2, 512, 1e-5, false, 1e15, 6));
+  it('eps matters for tiny rows', () => run(3, 64, 1e-5, undefined, 1e-3, 5));
+  it('no overflow for large rows', () => run(2, 512, 1e-5, undefined, 1e15, 6));
 });
 
 describe('rms-norm buffers', () => {
@@ -63,7 +66,7 @@ describe('rms-norm buffers', () => {
     const wBuf = storageFrom(ctx.device, new Float32Array(D).fill(1), 'w');
     const yBuf = storageBuffer(ctx.device, 4 * D * 4, 'y');
     const step = new StepUniform(ctx.device);
-    step.write(2, 0, 0);
+    step.write(2);
     await validated(ctx, () => {
       const k = new RmsNorm(ctx, xBuf, wBuf, yBuf, step.buffer, D, 1e-5);
       const enc = ctx.device.createCommandEncoder();

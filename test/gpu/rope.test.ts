@@ -57,9 +57,15 @@ describe('rope', () => {
       const xBuf = storageFrom(ctx.device, x, 'x');
       const table = ropeTableBuffer(ctx, c.cfg, c.startPos + cap);
       const step = new StepUniform(ctx.device);
-      step.write(c.M, c.startPos, 0);
+      step.write(c.M);
+      // Each token's (position, sequence row): consecutive positions from startPos.
+      const tokMeta = storageFrom(
+        ctx.device,
+        Uint32Array.from({ length: 2 * c.M }, (_, i) => (i % 2 === 0 ? c.startPos + i / 2 : 0)),
+        'tokMeta',
+      );
       await validated(ctx, () => {
-        const k = new Rope(ctx, xBuf, table, step.buffer, c.numHeads, c.headDim, c.cfg);
+        const k = new Rope(ctx, xBuf, table, step.buffer, tokMeta, c.numHeads, c.headDim, c.cfg);
         const enc = ctx.device.createCommandEncoder();
         const pass = enc.beginComputePass();
         k.encode(pass, c.M);

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { SAMPLE_OUT_WORDS, Sampler, type SamplingParams } from '../../src/kernels/sample.js';
-import { COPY_DST, COPY_SRC, STORAGE, StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
+import { COPY_DST, COPY_SRC, STORAGE, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { keptSet, logSoftmaxRef, sampleRef, topLogprobsRef } from '../../src/ref/sample.js';
 import { expectClose, gpu, randn, readU32, rng, TOL, validated } from './helpers.js';
@@ -13,43 +13,36 @@ interface Draw {
   counter: number;
 }
 
+/** Output rows per dispatch: each draw is one row of the batch, with its own settings and counter. */
+const ROWS = 64;
+
 /**
- * Runs every draw as its own sampler dispatch. Draws sharing params go in one submission: the step
- * uniform (which carries the RNG counter) is refreshed by a buffer copy before each pass, and each
- * result is copied out after it. Returns [token, logprob] per draw.
+ * Runs the draws in dispatches of up to ROWS rows over copies of the same logits, as a batched
+ * step samples its sequences. Returns [token, logprob] per draw.
  */
 async function sampleAll(ctx: GpuContext, logits: Float32Array, draws: Draw[]): Promise<{ token: number; logprob: number }[]> {
   const V = logits.length;
-  const logitsBuf = storageFrom(ctx.device, logits, 'logits');
-  const outBuf = storageBuffer(ctx.device, SAMPLE_OUT_WORDS * 4, 'sample.out');
-  const step = new StepUniform(ctx.device);
-  const steps = new Uint32Array(draws.length * 4);
-  draws.forEach((d, i) => steps.set([1, 0, 1, d.counter >>> 0], 4 * i));
-  const stepsBuf = storageFrom(ctx.device, steps, 'steps');
-  const results = ctx.device.createBuffer({ size: draws.length * 8, usage: STORAGE | COPY_SRC | COPY_DST });
+  const rows = new Float32Array(ROWS * V);
+  for (let r = 0; r < ROWS; r++) rows.set(logits, r * V);
+  const logitsBuf = storageFrom(ctx.device, rows, 'logits');
+  const outBuf = storageBuffer(ctx.device, ROWS * SAMPLE_OUT_WORDS * 4, 'sample.out');
+  const results = ctx.device.createBuffer({ size: draws.length * SAMPLE_OUT_WORDS * 4, usage: STORAGE | COPY_SRC | COPY_DST });
   await validated(ctx, () => {
-    const sampler = new Sampler(ctx, logitsBuf, outBuf, step.buffer, V);
-    for (let i0 = 0; i0 < draws.length;) {
-      const params = draws[i0]!.params;
-      let i1 = i0;
-      // Submissions of at most 64 passes: very long command buffers get slow on SwiftShader.
-      while (i1 < draws.length && i1 - i0 < 64 && draws[i1]!.params === params) i1++;
-      sampler.setParams(params);
+    const sampler = new Sampler(ctx, logitsBuf, outBuf, ROWS, V);
+    for (let i0 = 0; i0 < draws.length; i0 += ROWS) {
+      const chunk = draws.slice(i0, i0 + ROWS);
+      sampler.setRows(chunk.map((d) => ({ sampling: d.params, counter: d.counter })));
       const enc = ctx.device.createCommandEncoder();
-      for (let i = i0; i < i1; i++) {
-        enc.copyBufferToBuffer(stepsBuf, 16 * i, step.buffer, 0, 16);
-        const pass = enc.beginComputePass();
-        sampler.encode(pass, false);
-        pass.end();
-        enc.copyBufferToBuffer(outBuf, 0, results, 8 * i, 8);
-      }
+      const pass = enc.beginComputePass();
+      sampler.encode(pass, chunk.length, false);
+      pass.end();
+      enc.copyBufferToBuffer(outBuf, 0, results, i0 * SAMPLE_OUT_WORDS * 4, chunk.length * SAMPLE_OUT_WORDS * 4);
       ctx.device.queue.submit([enc.finish()]);
-      i0 = i1;
     }
   });
-  const raw = await readU32(ctx, results, 2 * draws.length);
+  const raw = await readU32(ctx, results, SAMPLE_OUT_WORDS * draws.length);
   const f = new Float32Array(raw.buffer);
-  return draws.map((_, i) => ({ token: raw[2 * i]!, logprob: f[2 * i + 1]! }));
+  return draws.map((_, i) => ({ token: raw[SAMPLE_OUT_WORDS * i]!, logprob: f[SAMPLE_OUT_WORDS * i + 1]! }));
 }
 
 function params(p: Partial<SamplingParams>): SamplingParams {
@@ -163,6 +156,37 @@ describe('sample: exact tokens against the reference', () => {
   });
 });
 
+describe('sample: a batch of rows', () => {
+  it('each row samples its own logits with its own settings and counter, in one dispatch', async () => {
+    const ctx = await gpu();
+    const V = 300;
+    const rowsWanted: Draw[] = [
+      { params: params({ temperature: 0 }), counter: 0 },
+      { params: params({ temperature: 0.7, topK: 5, seed: 3 }), counter: 9 },
+      { params: params({ temperature: 1, topP: 0.8, seed: 11 }), counter: 2 },
+      { params: params({ temperature: 1.3, topK: 40, topP: 0.9, seed: 5 }), counter: 0x80000001 },
+    ];
+    const logits = rowsWanted.map((_, i) => randn(rng(100 + i), V, 2));
+    const all = new Float32Array(rowsWanted.length * V);
+    logits.forEach((l, i) => all.set(l, i * V));
+    const logitsBuf = storageFrom(ctx.device, all, 'logits');
+    const outBuf = storageBuffer(ctx.device, rowsWanted.length * SAMPLE_OUT_WORDS * 4, 'sample.out');
+    await validated(ctx, () => {
+      const sampler = new Sampler(ctx, logitsBuf, outBuf, rowsWanted.length, V);
+      sampler.setRows(rowsWanted.map((d) => ({ sampling: d.params, counter: d.counter })));
+      const enc = ctx.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      sampler.encode(pass, rowsWanted.length, false);
+      pass.end();
+      ctx.device.queue.submit([enc.finish()]);
+    });
+    const out = await readU32(ctx, outBuf, rowsWanted.length * SAMPLE_OUT_WORDS);
+    const got = rowsWanted.map((_, i) => out[i * SAMPLE_OUT_WORDS]!);
+    const want = rowsWanted.map((d, i) => sampleRef(logits[i]!, d.params, d.counter).token);
+    expect(got).toEqual(want);
+  });
+});
+
 describe('sample: distribution', () => {
   it('2000 draws match softmax(logits / T) over the kept set (chi-square)', async () => {
     const ctx = await gpu();
@@ -195,14 +219,12 @@ describe('top_logprobs', () => {
     const ctx = await gpu();
     const logitsBuf = storageFrom(ctx.device, logits, 'logits');
     const outBuf = storageBuffer(ctx.device, SAMPLE_OUT_WORDS * 4, 'sample.out');
-    const step = new StepUniform(ctx.device);
-    step.write(1, 0, 4);
     await validated(ctx, () => {
-      const sampler = new Sampler(ctx, logitsBuf, outBuf, step.buffer, logits.length);
-      sampler.setParams(params({ temperature: 0.7, topK: 5, seed: 1, logprobs: k }));
+      const sampler = new Sampler(ctx, logitsBuf, outBuf, 1, logits.length);
+      sampler.setRows([{ sampling: params({ temperature: 0.7, topK: 5, seed: 1, logprobs: k }), counter: 4 }]);
       const enc = ctx.device.createCommandEncoder();
       const pass = enc.beginComputePass();
-      sampler.encode(pass, true);
+      sampler.encode(pass, 1, true);
       pass.end();
       ctx.device.queue.submit([enc.finish()]);
     });

@@ -25,7 +25,7 @@ describe('swiglu', () => {
       const gBuf = storageFrom(ctx.device, gate, 'gate');
       const uBuf = storageFrom(ctx.device, up, 'up');
       const step = new StepUniform(ctx.device);
-      step.write(M, 0, 0);
+      step.write(M);
       await validated(ctx, () => {
         const k = new SwiGlu(ctx, gBuf, uBuf, step.buffer, FF);
         const enc = ctx.device.createCommandEncoder();
@@ -47,7 +47,7 @@ describe('swiglu', () => {
     const gBuf = storageFrom(ctx.device, gate, 'gate');
     const uBuf = storageFrom(ctx.device, up, 'up');
     const step = new StepUniform(ctx.device);
-    step.write(1, 0, 0);
+    step.write(1);
     await validated(ctx, () => {
       const k = new SwiGlu(ctx, gBuf, uBuf, step.buffer, gate.length);
       const enc = ctx.device.createCommandEncoder();

@@ -70,7 +70,9 @@ export class RefModel {
       const row = c.numKvHeads * HD;
       this.kCache[l]!.set(k, startPos * row);
       this.vCache[l]!.set(v, startPos * row);
-      const att = attentionRef(q, this.kCache[l]!, this.vCache[l]!, M, startPos, c);
+      // The contiguous cache is one block of the whole context.
+      const toks = Array.from({ length: M }, (_, m) => ({ pos: startPos + m, blocks: [0] }));
+      const att = attentionRef(q, this.kCache[l]!, this.vCache[l]!, toks, this.kCache[l]!.length / row, c);
       const o = matmulDequantRef(this.w(b + 'attn_output.weight'), D, c.numHeads * HD, att, M);
       for (let i = 0; i < x.length; i++) x[i]! += o[i]!;
       const xn2 = rmsNormRef(x, this.w(b + 'ffn_norm.weight'), M, D, c.rmsEps);
