@@ -168,10 +168,11 @@ export class Scheduler {
     });
   }
 
+  /** Start the loop if idle, after the current task's synchronous work: requests submitted together start in one step. */
   private kick(): void {
     if (this.looping) return;
     this.looping = true;
-    void this.loop();
+    queueMicrotask(() => void this.loop());
   }
 
   private async loop(): Promise<void> {

@@ -1,0 +1,245 @@
+// Unit tests of src/engine/scheduler.ts over a fake executor that keeps a simulated KV pool: every
+// fed token is written to the row its block table names, and the "next token" is a hash of the
+// whole context read back through the table (plus the seed and the RNG counter). A wrong block
+// table, a prefix-cache block with other content, a lost position or a wrong counter changes the
+// output, so "equal to the solo run" checks the paging, not just the plumbing.
+
+import { describe, expect, it } from 'vitest';
+import { EngineError } from '../../src/api/errors.js';
+import { Scheduler, type SeqOutcome, type SeqRequest, type StepExecutor } from '../../src/engine/scheduler.js';
+import type { SamplingParams } from '../../src/kernels/sample.js';
+import { BlockPool } from '../../src/kv/block-pool.js';
+import type { StepResult, StepSeq } from '../../src/model/forward.js';
+import { rng } from '../fixtures/random.js';
+
+const V = 50;
+const EOG = 0;
+
+interface Opts {
+  maxContext: number;
+  maxBatch: number;
+  maxSeqs: number;
+  blockSize: number;
+  numBlocks: number;
+}
+
+class FakeRunner implements StepExecutor {
+  readonly pool: BlockPool;
+  /** Pool row → (position, token) written there. */
+  private readonly rows = new Map<number, { pos: number; token: number }>();
+  readonly log: { blocks: number[]; startPos: number; n: number; sampled: boolean }[][] = [];
+  constructor(readonly opts: Opts) {
+    this.pool = new BlockPool(opts.numBlocks, opts.blockSize);
+  }
+  run(seqs: readonly StepSeq[]): Promise<(StepResult | null)[]> {
+    const bs = this.opts.blockSize;
+    const total = seqs.reduce((a, s) => a + s.tokens.length, 0);
+    if (total > this.opts.maxBatch || seqs.length > this.opts.maxSeqs) throw new Error(`step of ${total} tokens / ${seqs.length} seqs`);
+    this.log.push(seqs.map((s) => ({ blocks: [...s.blocks], startPos: s.startPos, n: s.tokens.length, sampled: !!s.sample })));
+    const row = (s: StepSeq, pos: number): number => {
+      const b = s.blocks[Math.floor(pos / bs)];
+      if (b === undefined) throw new Error(`position ${pos} past the block table`);
+      if (this.pool.refCount(b) === 0) throw new Error(`block ${b} is not held by anyone`);
+      return b * bs + (pos % bs);
+    };
+    // Writes first (as rope_qkv before attention), then reads.
+    for (const s of seqs) for (let i = 0; i < s.tokens.length; i++) this.rows.set(row(s, s.startPos + i), { pos: s.startPos + i, token: s.tokens[i]! });
+    const out = seqs.map((s) => {
+      if (!s.sample) return null;
+      const end = s.startPos + s.tokens.length;
+      let h = 0x811c9dc5 ^ s.sample.sampling.seed ^ Math.imul(s.sample.counter + 1, 0x9e3779b1);
+      for (let pos = 0; pos < end; pos++) {
+        const cell = this.rows.get(row(s, pos));
+        if (!cell || cell.pos !== pos) throw new Error(`position ${pos} reads a row holding ${JSON.stringify(cell)}`);
+        h = Math.imul(h ^ cell.token, 0x01000193);
+      }
+      const token = (h >>> 0) % V;
+      return { token, logprob: -1, topLogprobs: [] };
+    });
+    return Promise.resolve(out);
+  }
+}
+
+const greedy: SamplingParams = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
+const opts = (o: Partial<Opts> = {}): Opts => ({ maxContext: 64, maxBatch: 16, maxSeqs: 8, blockSize: 4, numBlocks: 64, ...o });
+
+function req(promptTokens: number[], maxTokens: number, extra: Partial<SeqRequest> = {}): SeqRequest {
+  return { promptTokens, maxTokens, sampling: { ...greedy, seed: promptTokens.length }, isEog: (t) => t === EOG, ...extra };
+}
+
+/** The request alone on a roomy pool. */
+async function solo(r: SeqRequest, o: Partial<Opts> = {}): Promise<SeqOutcome> {
+  return new Scheduler(new FakeRunner(opts({ numBlocks: 256, maxSeqs: 1, ...o }))).submit({ ...r, signal: undefined, onToken: undefined });
+}
+
+function checked(o: Partial<Opts> = {}): { s: Scheduler; f: FakeRunner } {
+  const f = new FakeRunner(opts(o));
+  const s = new Scheduler(f);
+  s.afterStep = () => s.checkInvariants();
+  return { s, f };
+}
+
+const seqTokens = (r: () => number, n: number): number[] => Array.from({ length: n }, () => 1 + Math.floor(r() * (V - 1)));
+
+describe('Scheduler', () => {
+  it('gives a lone request blocks 0, 1, 2 and a later request sharing its prefix the same first blocks', async () => {
+    const { s, f } = checked();
+    const p1 = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+    const a = await s.submit(req(p1, 3, { isEog: () => false }));
+    expect(a.tokens).toHaveLength(3);
+    expect(f.log[0]).toEqual([{ blocks: [0, 1, 2], startPos: 0, n: 10, sampled: true }]);
+    // 10 prompt + 2 fed generated tokens = 12 = 3 full blocks, all sealed; released tail first.
+    expect(f.pool.stats()).toMatchObject({ used: 0, cached: 3 });
+    const p2 = [...p1.slice(0, 8), 40, 41, 42];
+    const b = await s.submit(req(p2, 2, { isEog: () => false }));
+    expect(b.cachedTokens).toBe(8);
+    expect(f.log[3]).toEqual([{ blocks: [0, 1, 3], startPos: 8, n: 3, sampled: true }]);
+    expect(b).toMatchObject({ tokens: (await solo(req(p2, 2, { isEog: () => false }))).tokens });
+    expect(s.stats().prefixHitTokens).toBe(8);
+  });
+
+  it('serves concurrent requests in the same steps, each equal to its solo run', async () => {
+    const { s, f } = checked({ maxBatch: 32 });
+    const r = rng(1);
+    const reqs = [3, 9, 14, 1].map((n, i) => req(seqTokens(r, n), 6 + i, { isEog: () => false }));
+    const outs = await Promise.all(reqs.map((q) => s.submit(q)));
+    for (const [i, q] of reqs.entries()) expect(outs[i]!.tokens).toEqual((await solo(q)).tokens);
+    expect(f.log[0]!.length).toBe(4); // all admitted in the first step
+    expect(f.log[1]!.every((q) => q.n === 1)).toBe(true); // then decode together
+    expect(s.stats().maxSeqsInStep).toBe(4);
+  });
+
+  it('puts decodes first and fills the rest of the token budget with a prefill chunk', async () => {
+    const { s, f } = checked({ maxBatch: 8 });
+    const r = rng(2);
+    const long = req(seqTokens(r, 20), 2, { isEog: () => false });
+    let second: Promise<SeqOutcome> | null = null;
+    // The long request arrives while the first one decodes: it is admitted behind its decode.
+    const firstReq = req(seqTokens(r, 3), 10, { isEog: () => false, onToken: () => void (second ??= s.submit(long)) });
+    const a = await s.submit(firstReq);
+    const b = await second!;
+    const mixed = f.log.find((st) => st.length === 2)!;
+    expect(mixed[0]).toMatchObject({ n: 1, sampled: true });
+    expect(mixed[1]).toMatchObject({ n: 7, startPos: 0, sampled: false });
+    expect(f.log.every((st) => st.reduce((x, q) => x + q.n, 0) <= 8)).toBe(true);
+    expect(a.tokens).toEqual((await solo(firstReq)).tokens);
+    expect(b.tokens).toEqual((await solo(long)).tokens);
+  });
+
+  it('preempts the newest sequence when pages run out and its output equals an uninterrupted run', async () => {
+    // 6 blocks of 4: each request peaks at 8 + 12 - 1 = 19 tokens (5 blocks); both fit at first.
+    const { s, f } = checked({ numBlocks: 6 });
+    const r = rng(3);
+    const reqs = [req(seqTokens(r, 8), 12, { isEog: () => false }), req(seqTokens(r, 8), 12, { isEog: () => false })];
+    const outs = await Promise.all(reqs.map((q) => s.submit(q)));
+    expect(s.stats().preemptions).toBeGreaterThan(0);
+    expect(outs[1]!.preemptions).toBeGreaterThan(0);
+    expect(outs[0]!.preemptions).toBe(0); // the older one is never the victim
+    for (const [i, q] of reqs.entries()) expect(outs[i]!.tokens).toEqual((await solo(q)).tokens);
+    expect(f.pool.stats().used).toBe(0);
+  });
+
+  it('refuses a request that can never fit with OUT_OF_KV_BLOCKS and the numbers, and one longer than the context with CONTEXT_OVERFLOW', async () => {
+    const { s } = checked({ numBlocks: 8 });
+    const e = await s.submit(req(seqTokens(rng(4), 30), 10)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(EngineError);
+    expect(e).toMatchObject({ code: 'OUT_OF_KV_BLOCKS', details: { needBlocks: 10, numBlocks: 8, blockSize: 4 } });
+    const long = await s.submit(req(seqTokens(rng(4), 64), 1)).catch((x: unknown) => x);
+    expect(long).toMatchObject({ code: 'CONTEXT_OVERFLOW', details: { promptTokens: 64, maxContext: 64 } });
+    // max_tokens is clipped to the context: 60 + 4 fits in 64 (16 blocks)
+    const ok = await checked({ numBlocks: 16 }).s.submit(req(seqTokens(rng(5), 60), 100, { isEog: () => false }));
+    expect(ok).toMatchObject({ finishReason: 'length' });
+    expect(ok.tokens).toHaveLength(4);
+  });
+
+  it('ends on an end-of-generation token (not returned) and on a stop from onToken', async () => {
+    const { s } = checked();
+    const q = req([3, 4, 5], 40, { isEog: () => false });
+    const full = await solo(q);
+    const eogAt = full.tokens[2]!;
+    const a = await s.submit({ ...q, isEog: (t) => t === eogAt });
+    expect(a.finishReason).toBe('stop');
+    expect(a.tokens).toEqual(full.tokens.slice(0, full.tokens.indexOf(eogAt)));
+    let seen = 0;
+    const b = await s.submit({ ...q, onToken: () => ++seen === 5 });
+    expect(b).toMatchObject({ finishReason: 'stop', tokens: full.tokens.slice(0, 5) });
+  });
+
+  it('an abort ends the request within one step and frees its pages, queued or running', async () => {
+    const { s, f } = checked();
+    const ac = new AbortController();
+    let n = 0;
+    const running = s.submit(req([1, 2, 3], 50, { isEog: () => false, signal: ac.signal, onToken: () => void (++n === 3 && ac.abort()) }));
+    const pre = new AbortController();
+    pre.abort();
+    const queued = s.submit(req([7, 8], 5, { signal: pre.signal }));
+    await expect(queued).resolves.toMatchObject({ finishReason: 'abort', tokens: [] });
+    const r = await running;
+    expect(r.finishReason).toBe('abort');
+    expect(r.tokens).toHaveLength(3);
+    expect(f.pool.stats().used).toBe(0);
+  });
+
+  it('a step that throws fails every request in it and leaves the pool whole', async () => {
+    const f = new FakeRunner(opts());
+    const s = new Scheduler(f);
+    let calls = 0;
+    const run = f.run.bind(f);
+    f.run = (seqs) => (++calls === 3 ? Promise.reject(new EngineError('DEVICE_LOST', 'lost')) : run(seqs));
+    const outs = await Promise.allSettled([s.submit(req([1, 2], 10)), s.submit(req([3, 4, 5], 10))]);
+    expect(outs.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    expect(f.pool.stats().used).toBe(0);
+    f.pool.check(new Map());
+    // and it serves again afterwards
+    await expect(s.submit(req([1, 2], 2, { isEog: () => false }))).resolves.toMatchObject({ finishReason: 'length' });
+  });
+
+  it('stress: 64 concurrent requests, random lengths, shared prefixes, random aborts, a pool too small for all', async () => {
+    const o = { numBlocks: 24, maxBatch: 16, maxSeqs: 8, maxContext: 64 };
+    const { s, f } = checked(o);
+    let steps = 0;
+    s.afterStep = () => {
+      s.checkInvariants();
+      steps++;
+    };
+    const r = rng(42);
+    const prefixes = [seqTokens(r, 12), seqTokens(r, 8), seqTokens(r, 5)];
+    const reqs: SeqRequest[] = [];
+    const abortAt: (number | null)[] = [];
+    for (let i = 0; i < 64; i++) {
+      const base = r() < 0.6 ? prefixes[Math.floor(r() * prefixes.length)]! : [];
+      const prompt = [...base, ...seqTokens(r, 1 + Math.floor(r() * 30))].slice(0, 50);
+      const ac = new AbortController();
+      const at = r() < 0.25 ? Math.floor(r() * 10) : null;
+      abortAt.push(at);
+      let n = 0;
+      reqs.push(
+        req(prompt, 1 + Math.floor(r() * 30), {
+          signal: ac.signal,
+          // aborts before the first token (at 0: right away) or after `at` tokens
+          onToken: () => void (at !== null && ++n >= at && ac.abort()),
+        }),
+      );
+      if (at === 0) setTimeout(() => ac.abort(), Math.floor(r() * 5));
+    }
+    const outs = await Promise.all(reqs.map((q) => s.submit(q)));
+    expect(s.stats()).toMatchObject({ running: 0, waiting: 0 });
+    expect(f.pool.stats().used).toBe(0);
+    f.pool.check(new Map());
+    expect(s.stats().preemptions).toBeGreaterThan(0);
+    expect(s.stats().prefixHitTokens).toBeGreaterThan(0);
+    expect(s.stats().maxSeqsInStep).toBeGreaterThanOrEqual(4);
+    let finished = 0;
+    for (const [i, q] of reqs.entries()) {
+      const out = outs[i]!;
+      if (out.finishReason === 'abort') {
+        expect(abortAt[i]).not.toBeNull();
+        continue;
+      }
+      finished++;
+      expect(out.tokens, `request ${i}`).toEqual((await solo(q, { maxContext: 64 })).tokens);
+    }
+    expect(finished).toBeGreaterThan(32);
+    expect(steps).toBeGreaterThan(0);
+  });
+});
