@@ -36,9 +36,21 @@ const TV_LLAMA: Record<number, number> = {
 /** hearth (f32 on the GPU) against the float64 exact reference: f32 rounding only (measured <= 1.3e-6). */
 const TV_REF = 1e-5;
 
+/** More prompts of different lengths, generated together with PROMPT in one batch (continuous batching). */
+const BATCH_PROMPTS = [
+  'Once',
+  'The ship sailed west across the grey water while the crew',
+  'A small dog',
+  'In the morning the baker opened the shop and the first customer',
+];
+const BATCH_STEPS = 16;
+
 const names = Object.keys(FIXTURES);
 const oracleRuns = new Map<string, OracleRun>();
 const prompts = new Map<string, number[]>();
+/** llama.cpp's greedy tokens for BATCH_PROMPTS, for the exact (F32/F16) fixtures. */
+const batchRuns = new Map<string, { prompt: number[]; tokens: number[] }[]>();
+const exactType = (name: string): boolean => FIXTURES[name]!.type === GGMLType.F32 || FIXTURES[name]!.type === GGMLType.F16;
 
 beforeAll(async () => {
   const ctx = await gpu();
@@ -50,11 +62,25 @@ beforeAll(async () => {
     const prompt = m.tokenizer.encode(PROMPT, { addBos: m.tokenizer.addBos });
     prompts.set(name, prompt);
     jobs.push({ modelPath: path, prompt, steps: STEPS, vocabSize: m.cfg.vocabSize });
+    if (exactType(name))
+      for (const text of BATCH_PROMPTS)
+        jobs.push({ modelPath: path, prompt: m.tokenizer.encode(text, { addBos: m.tokenizer.addBos }), steps: BATCH_STEPS, vocabSize: m.cfg.vocabSize });
     m.destroy();
     await src.close?.();
   }
   const runs = await oracle(jobs);
-  names.forEach((n, i) => oracleRuns.set(n, runs[i]!));
+  let j = 0;
+  for (const n of names) {
+    oracleRuns.set(n, runs[j++]!);
+    if (exactType(n))
+      batchRuns.set(
+        n,
+        BATCH_PROMPTS.map(() => {
+          const job = jobs[j]!;
+          return { prompt: job.prompt, tokens: runs[j++]!.tokens };
+        }),
+      );
+  }
 }, 600_000);
 
 const argmax = (p: ArrayLike<number>): number => {
@@ -129,5 +155,24 @@ describe.each(names)('%s', (name) => {
     expect(r.tokens).toEqual(expected.slice(0, r.tokens.length));
     if (r.finishReason === 'length') expect(r.tokens.length).toBe(STEPS);
     else expect(model.tokenizer.isEog(expected[r.tokens.length]!)).toBe(true);
+  });
+
+  test(`${BATCH_PROMPTS.length + 1} prompts generated together equal each alone${exactType(name) ? ' and llama.cpp' : ''}`, async () => {
+    const texts = [PROMPT, ...BATCH_PROMPTS];
+    const promptsOf = texts.map((t) => model.tokenizer.encode(t, { addBos: model.tokenizer.addBos }));
+    const alone = [];
+    for (const p of promptsOf) alone.push(await generate(model, { promptTokens: p, maxTokens: BATCH_STEPS, temperature: 0 }));
+    const before = model.scheduler.stats().maxSeqsInStep;
+    const together = await Promise.all(promptsOf.map((p) => generate(model, { promptTokens: p, maxTokens: BATCH_STEPS, temperature: 0 })));
+    expect(model.scheduler.stats().maxSeqsInStep).toBeGreaterThanOrEqual(Math.max(before, texts.length));
+    together.forEach((r, i) => expect(r.tokens, texts[i]).toEqual(alone[i]!.tokens));
+    const llama = batchRuns.get(name);
+    if (llama)
+      llama.forEach((l, i) => {
+        const r = together[i + 1]!;
+        expect(promptsOf[i + 1]).toEqual(l.prompt);
+        expect(r.tokens, BATCH_PROMPTS[i]).toEqual(l.tokens.slice(0, r.tokens.length));
+        if (r.finishReason === 'stop') expect(model.tokenizer.isEog(l.tokens[r.tokens.length]!)).toBe(true);
+      });
   });
 });

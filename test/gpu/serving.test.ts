@@ -1,0 +1,143 @@
+// The serving core on the GPU (src/engine/scheduler.ts over model/forward.ts): prefix-cache hits,
+// preemption and per-sequence sampling give exactly the tokens of an undisturbed solo run, and a
+// 64-request stress run with aborts on a pool too small for all leaves the pool whole.
+
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { generate, type GenerateRequest, type GenerateResult } from '../../src/engine/generate.js';
+import { fileSource } from '../../src/model/file-source-node.js';
+import { loadModel, type LoadedModel, type LoadOptions } from '../../src/model/model.js';
+import { fixturePath } from '../fixtures/models.js';
+import { rng } from '../fixtures/random.js';
+import { gpu } from './helpers.js';
+
+const FIXTURE = 'llama-q8_0';
+
+async function load(opts: LoadOptions): Promise<LoadedModel> {
+  return loadModel(await gpu(), await fileSource(fixturePath(FIXTURE)), opts);
+}
+
+/** Token ids of the fixture's vocabulary that are plain pieces (no control tokens). */
+function words(m: LoadedModel, r: () => number, n: number): number[] {
+  const out: number[] = [];
+  while (out.length < n) {
+    const t = 3 + Math.floor(r() * (m.cfg.vocabSize - 3));
+    if (!m.tokenizer.isEog(t)) out.push(t);
+  }
+  return out;
+}
+
+describe('serving on the GPU', () => {
+  let model: LoadedModel;
+  beforeAll(async () => {
+    model = await load({ maxContext: 256, maxBatch: 64, blockSize: 16 });
+  });
+  afterAll(() => model.destroy());
+
+  test('a prefix-cache hit gives output identical to a cold run', async () => {
+    const r = rng(5);
+    const system = words(model, r, 70); // 4 full blocks shared
+    const ask = (tail: number[]): GenerateRequest => ({ promptTokens: [model.tokenizer.bosId ?? 1, ...system, ...tail], maxTokens: 12, temperature: 0 });
+    model.runner.pool.dropCached();
+    const first = await generate(model, ask(words(model, r, 5)));
+    expect(first.cachedTokens).toBe(0);
+    const q = ask(words(model, r, 7));
+    const warm = await generate(model, q);
+    expect(warm.cachedTokens).toBe(64);
+    model.runner.pool.dropCached();
+    const cold = await generate(model, q);
+    expect(cold.cachedTokens).toBe(0);
+    expect(warm.tokens).toEqual(cold.tokens);
+    expect(warm.tokenLogprobs.length).toBe(cold.tokenLogprobs.length);
+  });
+
+  test('each sequence of a batch samples with its own temperature, top-k/p and seed', async () => {
+    const r = rng(6);
+    const reqs: GenerateRequest[] = [
+      { promptTokens: words(model, r, 5), maxTokens: 10, temperature: 0 },
+      { promptTokens: words(model, r, 9), maxTokens: 10, temperature: 0.9, topK: 20, seed: 7 },
+      { promptTokens: words(model, r, 3), maxTokens: 10, temperature: 1.4, topP: 0.9, seed: 8 },
+      { promptTokens: words(model, r, 12), maxTokens: 10, temperature: 0.7, topK: 5, topP: 0.8, seed: 9, logprobs: 3 },
+    ];
+    const alone: GenerateResult[] = [];
+    for (const q of reqs) alone.push(await generate(model, q));
+    const together = await Promise.all(reqs.map((q) => generate(model, q)));
+    together.forEach((t, i) => {
+      expect(t.tokens, `request ${i}`).toEqual(alone[i]!.tokens);
+      expect(t.logprobs.map((l) => l.map((e) => e.token))).toEqual(alone[i]!.logprobs.map((l) => l.map((e) => e.token)));
+    });
+  });
+});
+
+describe('preemption and stress on a small pool', () => {
+  let model: LoadedModel;
+  beforeAll(async () => {
+    // 128 tokens of KV (8 blocks of 16) for sequences of up to 96: several requests cannot all fit.
+    model = await load({ maxContext: 96, kvCacheTokens: 128, maxBatch: 32, maxSeqs: 8, blockSize: 16 });
+  });
+  afterAll(() => model.destroy());
+
+  test('a preempted request gives output identical to an uninterrupted one', async () => {
+    const r = rng(7);
+    const reqs: GenerateRequest[] = [0, 1, 2].map(() => ({ promptTokens: words(model, r, 20), maxTokens: 40, temperature: 0 }));
+    const alone: GenerateResult[] = [];
+    for (const q of reqs) alone.push(await generate(model, q));
+    const before = model.scheduler.stats().preemptions;
+    const together = await Promise.all(reqs.map((q) => generate(model, q)));
+    expect(model.scheduler.stats().preemptions).toBeGreaterThan(before);
+    expect(together.some((t) => t.preemptions > 0)).toBe(true);
+    together.forEach((t, i) => expect(t.tokens, `request ${i}`).toEqual(alone[i]!.tokens));
+  });
+
+  test('stress: 64 concurrent requests, random lengths and aborts; every request ends cleanly, the pool is whole, outputs equal solo runs', async () => {
+    const r = rng(8);
+    const shared = words(model, r, 20);
+    const ctls: AbortController[] = [];
+    const reqs: GenerateRequest[] = [];
+    const abortAfter: (number | null)[] = [];
+    for (let i = 0; i < 64; i++) {
+      const prompt = r() < 0.5 ? [...shared, ...words(model, r, 1 + Math.floor(r() * 10))] : words(model, r, 1 + Math.floor(r() * 30));
+      const ac = new AbortController();
+      const after = r() < 0.2 ? Math.floor(r() * 6) : null;
+      let n = 0;
+      ctls.push(ac);
+      abortAfter.push(after);
+      reqs.push({
+        promptTokens: prompt,
+        maxTokens: 1 + Math.floor(r() * 16),
+        temperature: 0,
+        signal: ac.signal,
+        onToken: () => void (after !== null && ++n >= after && ac.abort()),
+      });
+    }
+    const s = model.scheduler;
+    let steps = 0;
+    s.afterStep = () => {
+      s.checkInvariants();
+      steps++;
+    };
+    // A few are aborted before they produce anything (at once, or while queued).
+    abortAfter.forEach((a, i) => a === 0 && setTimeout(() => ctls[i]!.abort(), 0));
+    let outs: GenerateResult[];
+    try {
+      outs = await Promise.all(reqs.map((q) => generate(model, q)));
+    } finally {
+      s.afterStep = null;
+    }
+    expect(s.stats()).toMatchObject({ running: 0, waiting: 0 });
+    expect(model.runner.pool.stats().used).toBe(0);
+    model.runner.pool.check(new Map());
+    expect(steps).toBeGreaterThan(10);
+    let finished = 0;
+    for (const [i, q] of reqs.entries()) {
+      const out = outs[i]!;
+      if (out.finishReason === 'abort') {
+        expect(abortAfter[i], `request ${i} aborted by itself`).not.toBeNull();
+        continue;
+      }
+      finished++;
+      const solo = await generate(model, { ...q, signal: undefined, onToken: undefined });
+      expect(out.tokens, `request ${i}`).toEqual(solo.tokens);
+    }
+    expect(finished).toBeGreaterThan(40);
+  }, 240_000);
+});
