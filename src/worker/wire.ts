@@ -13,10 +13,16 @@ import type { ModelConfig } from '../model/config.js';
 export type ModelSource = string | ArrayBuffer | Blob;
 
 export interface WorkerLoadOptions {
-  /** KV cache length (default: the model's context length, capped at 4096). */
+  /** Longest sequence in tokens (default: the model's context length, capped at 4096). */
   maxContext?: number;
-  /** Tokens per forward pass (default 256). */
+  /** Tokens per forward pass, the step's token budget (default 256). */
   maxBatch?: number;
+  /** Most sequences served in one step (default 32). */
+  maxSeqs?: number;
+  /** Tokens per KV block, a power of two (default 16). */
+  blockSize?: number;
+  /** Tokens the KV pool holds across all sequences (default 2 × maxContext). */
+  kvCacheTokens?: number;
   /** Reported as `model` in OpenAI-shaped responses when a request names none (default 'hearth-local'). */
   modelName?: string;
 }

@@ -264,8 +264,7 @@ const api = {
       else throw new EngineError('BAD_REQUEST', 'load() takes a URL string, an ArrayBuffer or a Blob/File.');
       let lastPct = -1;
       const model = await loadModel(c, src, {
-        ...(opts.maxContext !== undefined ? { maxContext: opts.maxContext } : {}),
-        ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
+        ...pickDefined(opts, ['maxContext', 'maxBatch', 'maxSeqs', 'blockSize', 'kvCacheTokens']),
         onProgress: (loadedBytes, totalBytes) => {
           const pct = Math.floor((100 * loadedBytes) / Math.max(1, totalBytes));
           if (pct === lastPct) return;
@@ -375,3 +374,10 @@ const api = {
 export type WorkerApi = typeof api;
 
 expose(api);
+
+/** The named options that are set (exactOptionalPropertyTypes: absent, never undefined). */
+function pickDefined<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

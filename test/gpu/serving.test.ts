@@ -12,8 +12,18 @@ import { gpu } from './helpers.js';
 
 const FIXTURE = 'llama-q8_0';
 
+/** The fixture loaded with these options; destroy() also closes the file. */
 async function load(opts: LoadOptions): Promise<LoadedModel> {
-  return loadModel(await gpu(), await fileSource(fixturePath(FIXTURE)), opts);
+  const src = await fileSource(fixturePath(FIXTURE));
+  const m = await loadModel(await gpu(), src, opts);
+  const destroy = m.destroy.bind(m);
+  return {
+    ...m,
+    destroy: () => {
+      destroy();
+      void src.close?.();
+    },
+  };
 }
 
 /** Token ids of the fixture's vocabulary that are plain pieces (no control tokens). */

@@ -3,13 +3,13 @@
 // float64 reference, since llama.cpp quantizes activations inside quantized matmuls.
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { generate } from '../../src/engine/generate.js';
+import { generate, type GenerateResult } from '../../src/engine/generate.js';
 import { fileSource } from '../../src/model/file-source-node.js';
 import { GGMLType } from '../../src/model/gguf.js';
 import { loadModel, type LoadedModel } from '../../src/model/model.js';
 import { FIXTURES, fixturePath } from '../fixtures/models.js';
 import { gpu } from '../gpu/helpers.js';
-import { oracle, softmax, totalVariation, type OracleRun } from './llama-cpp.js';
+import { oracle, softmax, totalVariation, type OracleJob, type OracleRun } from './llama-cpp.js';
 import { RefModel } from './ref-model.js';
 
 const STEPS = 32;
@@ -54,7 +54,7 @@ const exactType = (name: string): boolean => FIXTURES[name]!.type === GGMLType.F
 
 beforeAll(async () => {
   const ctx = await gpu();
-  const jobs = [];
+  const jobs: OracleJob[] = [];
   for (const name of names) {
     const path = fixturePath(name);
     const src = await fileSource(path);
@@ -160,7 +160,7 @@ describe.each(names)('%s', (name) => {
   test(`${BATCH_PROMPTS.length + 1} prompts generated together equal each alone${exactType(name) ? ' and llama.cpp' : ''}`, async () => {
     const texts = [PROMPT, ...BATCH_PROMPTS];
     const promptsOf = texts.map((t) => model.tokenizer.encode(t, { addBos: model.tokenizer.addBos }));
-    const alone = [];
+    const alone: GenerateResult[] = [];
     for (const p of promptsOf) alone.push(await generate(model, { promptTokens: p, maxTokens: BATCH_STEPS, temperature: 0 }));
     const before = model.scheduler.stats().maxSeqsInStep;
     const together = await Promise.all(promptsOf.map((p) => generate(model, { promptTokens: p, maxTokens: BATCH_STEPS, temperature: 0 })));
