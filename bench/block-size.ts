@@ -5,12 +5,17 @@
 // of BENCHMARKS.md.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { register } from 'node:module';
 import { join } from 'node:path';
-import { acquireNodeDevice } from '../src/gpu/device-node.js';
-import { fileSource } from '../src/model/file-source-node.js';
-import { ModelRunner, type StepSeq } from '../src/model/forward.js';
-import { loadModel } from '../src/model/model.js';
-import { benchPrompt } from '../src/engine/bench.js';
+import type { StepSeq } from '../src/model/forward.js';
+
+// src/ imports WGSL with Vite's `?raw`: register the hook before loading it.
+register('../bin/wgsl-hooks.mjs', import.meta.url);
+const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
+const { fileSource } = await import('../src/model/file-source-node.js');
+const { ModelRunner } = await import('../src/model/forward.js');
+const { loadModel } = await import('../src/model/model.js');
+const { benchPrompt } = await import('../src/engine/bench.js');
 
 const MODEL = join(import.meta.dirname, '../demo/models/hearth-tiny.gguf');
 const SIZES = [8, 16, 32, 64];
