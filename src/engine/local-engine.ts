@@ -175,9 +175,13 @@ export class LocalEngine implements Engine {
     this.completions = new CompletionsApi((p) => this.createCompletion(p));
   }
 
-  /** Load a GGUF model and wrap it in an engine. */
+  /** Load a GGUF model and wrap it in an engine. The engine owns `src`: it is closed once the weights are on the GPU (or the load fails). */
   static async load(ctx: GpuContext, src: ByteSource, opts: LocalEngineOptions = {}): Promise<LocalEngine> {
-    return new LocalEngine(await loadModel(ctx, src, opts), { modelName: opts.modelName });
+    try {
+      return new LocalEngine(await loadModel(ctx, src, opts), { modelName: opts.modelName });
+    } finally {
+      await src.close?.();
+    }
   }
 
   /** The loaded model (for tests and tools); throws NOT_LOADED after unload(). */
