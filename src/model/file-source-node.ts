@@ -7,6 +7,7 @@ import type { ByteSource } from './byte-source.js';
 export async function fileSource(path: string): Promise<ByteSource> {
   const fh = await open(path, 'r');
   const { size } = await fh.stat();
+  let closed: Promise<void> | null = null;
   return {
     size,
     async read(offset, length) {
@@ -20,6 +21,7 @@ export async function fileSource(path: string): Promise<ByteSource> {
       }
       return got === n ? buf : buf.subarray(0, got);
     },
-    close: () => fh.close(),
+    // Idempotent: an engine closes the source it loaded from, and so may its caller.
+    close: () => (closed ??= fh.close()),
   };
 }
