@@ -206,9 +206,9 @@ export class LocalEngine implements Engine {
 
   private async createChat(params: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
     const tokenizer = this.loaded.tokenizer;
-    const promptTokens = this.checkPrompt(encodeChatPrompt(tokenizer, this.renderChat(params.messages)));
-    const topLogprobs = params.logprobs ? Math.min(MAX_LOGPROBS, Math.max(0, params.top_logprobs ?? 0)) : -1;
     const maxTokens = nullable(params.max_completion_tokens) ?? nullable(params.max_tokens) ?? Infinity;
+    const promptTokens = this.checkPrompt(encodeChatPrompt(tokenizer, this.renderChat(params.messages)), maxTokens);
+    const topLogprobs = params.logprobs ? Math.min(MAX_LOGPROBS, Math.max(0, params.top_logprobs ?? 0)) : -1;
     const id = makeId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);
     const model = params.model ?? this.modelName;
@@ -255,9 +255,9 @@ export class LocalEngine implements Engine {
   private async createCompletion(params: CompletionCreateParams): Promise<Completion | AsyncIterable<CompletionChunk>> {
     const tokenizer = this.loaded.tokenizer;
     if (typeof params.prompt !== 'string') throw new EngineError('BAD_REQUEST', 'prompt must be a string.');
-    const promptTokens = this.checkPrompt(tokenizer.encode(params.prompt, { addBos: tokenizer.addBos, parseSpecial: true }));
-    const topLogprobs = params.logprobs === undefined || params.logprobs === null ? -1 : Math.min(MAX_LOGPROBS, Math.max(0, params.logprobs));
     const maxTokens = nullable(params.max_tokens) ?? Infinity;
+    const promptTokens = this.checkPrompt(tokenizer.encode(params.prompt, { addBos: tokenizer.addBos, parseSpecial: true }), maxTokens);
+    const topLogprobs = params.logprobs === undefined || params.logprobs === null ? -1 : Math.min(MAX_LOGPROBS, Math.max(0, params.logprobs));
     const id = makeId('cmpl');
     const created = Math.floor(Date.now() / 1000);
     const model = params.model ?? this.modelName;
@@ -289,19 +289,10 @@ export class LocalEngine implements Engine {
     });
   }
 
-  /** Reject a prompt that cannot run before a stream is handed out (as OpenAI rejects create()). */
-  private checkPrompt(promptTokens: number[]): number[] {
-    const maxContext = this.loaded.runner.opts.maxContext;
-    if (promptTokens.length === 0) throw new EngineError('BAD_REQUEST', 'The prompt is empty and the model adds no BOS token.');
-    if (promptTokens.length >= maxContext)
-      throw new EngineError(
-        'CONTEXT_OVERFLOW',
-        `The prompt has ${promptTokens.length} tokens; the context holds ${maxContext}. Shorten the prompt or load with a larger maxContext.`,
-        {
-          promptTokens: promptTokens.length,
-          maxContext,
-        },
-      );
+  /** Reject a request that can never run before a stream is handed out (as OpenAI rejects create()). */
+  private checkPrompt(promptTokens: number[], maxTokens: number): number[] {
+    const refused = this.loaded.scheduler.refusal(promptTokens.length, maxTokens);
+    if (refused) throw refused;
     return promptTokens;
   }
 

@@ -135,28 +135,39 @@ export class Scheduler {
     for (const s of this.waiting) if (s.blocks.length > 0) throw new Error(`hearth internal error: waiting sequence ${s.id} holds blocks`);
   }
 
-  /** Queue a request; it is admitted at the next step with room. Resolves when it finishes. */
-  submit(req: SeqRequest): Promise<SeqOutcome> {
+  /**
+   * Why a request of `promptLen` tokens and up to `maxTokens` generated could never run, or null:
+   * an empty prompt (BAD_REQUEST), one that fills the context (CONTEXT_OVERFLOW), or one whose KV
+   * could outgrow the whole pool (OUT_OF_KV_BLOCKS), each with the numbers.
+   */
+  refusal(promptLen: number, maxTokens: number): EngineError | null {
     const { maxContext, blockSize, numBlocks } = this.exec.opts;
-    const n = req.promptTokens.length;
-    if (n === 0) return Promise.reject(new EngineError('BAD_REQUEST', 'The prompt is empty and the model adds no BOS token.'));
+    const n = promptLen;
+    if (n === 0) return new EngineError('BAD_REQUEST', 'The prompt is empty and the model adds no BOS token.');
     if (n >= maxContext)
-      return Promise.reject(
-        new EngineError('CONTEXT_OVERFLOW', `The prompt has ${n} tokens; a sequence holds ${maxContext}.`, { promptTokens: n, maxContext }),
+      return new EngineError(
+        'CONTEXT_OVERFLOW',
+        `The prompt has ${n} tokens; the context holds ${maxContext}. Shorten the prompt or load with a larger maxContext.`,
+        { promptTokens: n, maxContext },
       );
-    if (!(req.maxTokens >= 0)) return Promise.reject(new EngineError('BAD_REQUEST', `max_tokens must be >= 0 (got ${req.maxTokens}).`));
-    const maxTokens = Math.min(req.maxTokens, maxContext - n);
+    if (!(maxTokens >= 0)) return new EngineError('BAD_REQUEST', `max_tokens must be >= 0 (got ${maxTokens}).`, { maxTokens });
     // The last generated token is never fed, so the sequence's KV peaks at n + maxTokens - 1.
-    const peak = Math.max(n, n + maxTokens - 1);
+    const peak = Math.max(n, n + Math.min(maxTokens, maxContext - n) - 1);
     const needBlocks = Math.ceil(peak / blockSize);
     if (needBlocks > numBlocks)
-      return Promise.reject(
-        new EngineError(
-          'OUT_OF_KV_BLOCKS',
-          `The request needs up to ${needBlocks} KV blocks (${peak} tokens of ${blockSize}) but the pool has ${numBlocks}. Lower max_tokens or load with a larger kvCacheTokens.`,
-          { needBlocks, numBlocks, blockSize, promptTokens: n, maxTokens },
-        ),
+      return new EngineError(
+        'OUT_OF_KV_BLOCKS',
+        `The request needs up to ${needBlocks} KV blocks (${peak} tokens of ${blockSize}) but the pool has ${numBlocks}. Lower max_tokens or load with a larger kvCacheTokens.`,
+        { needBlocks, numBlocks, blockSize, promptTokens: n, maxTokens },
       );
+    return null;
+  }
+
+  /** Queue a request; it is admitted at the next step with room. Resolves when it finishes. */
+  submit(req: SeqRequest): Promise<SeqOutcome> {
+    const refused = this.refusal(req.promptTokens.length, req.maxTokens);
+    if (refused) return Promise.reject(refused);
+    const maxTokens = Math.min(req.maxTokens, this.exec.opts.maxContext - req.promptTokens.length);
     return new Promise<SeqOutcome>((resolve, reject) => {
       const seq = new Seq(this.nextId++, req, maxTokens, resolve, reject);
       if (maxTokens === 0) {

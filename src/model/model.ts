@@ -23,7 +23,8 @@ export interface LoadOptions {
   /**
    * Tokens the KV pool holds across all sequences (default 2 × maxContext), rounded up to whole
    * blocks and capped by the device's largest storage binding (one layer's K or V is one buffer).
-   * Never below maxContext: one sequence of full length must fit.
+   * A pool smaller than maxContext saves memory; a request whose prompt + max_tokens could outgrow
+   * it is refused with OUT_OF_KV_BLOCKS.
    */
   kvCacheTokens?: number;
   onProgress?: LoadProgress;
@@ -95,17 +96,14 @@ function runnerOptions(ctx: GpuContext, cfg: ModelConfig, maxContext: number, ma
   const limit = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
   const deviceTokens = Math.floor(limit / bytesPerToken / blockSize) * blockSize;
   const wanted = opts.kvCacheTokens ?? 2 * maxContext;
-  if (!(wanted >= maxContext))
-    throw new EngineError('BAD_REQUEST', `kvCacheTokens is ${wanted}; it must be at least maxContext (${maxContext}) so one full-length sequence fits.`, {
-      kvCacheTokens: wanted,
-      maxContext,
-    });
+  if (!(Number.isInteger(wanted) && wanted > 0))
+    throw new EngineError('BAD_REQUEST', `kvCacheTokens is ${wanted}; it must be a positive integer.`, { kvCacheTokens: wanted });
   const tokens = Math.min(Math.ceil(wanted / blockSize) * blockSize, deviceTokens);
-  if (tokens < maxContext)
+  if (tokens < blockSize)
     throw new EngineError(
       'MODEL_TOO_LARGE',
-      `One layer's KV cache for ${maxContext} tokens needs ${maxContext * bytesPerToken} bytes in one buffer; this device binds at most ${limit}. Load with a smaller maxContext.`,
-      { maxContext, bytesPerToken, maxBindingBytes: limit },
+      `One KV block of this model needs ${blockSize * bytesPerToken} bytes in one buffer; this device binds at most ${limit}.`,
+      { blockSize, bytesPerToken, maxBindingBytes: limit },
     );
   return { maxContext, maxBatch, maxSeqs, blockSize, numBlocks: tokens / blockSize };
 }

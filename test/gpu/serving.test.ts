@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { generate, type GenerateRequest, type GenerateResult } from '../../src/engine/generate.js';
+import { LocalEngine } from '../../src/engine/local-engine.js';
 import { fileSource } from '../../src/model/file-source-node.js';
 import { loadModel, type LoadedModel, type LoadOptions } from '../../src/model/model.js';
 import { fixturePath } from '../fixtures/models.js';
@@ -150,4 +151,32 @@ describe('preemption and stress on a small pool', () => {
     }
     expect(finished).toBeGreaterThan(40);
   }, 240_000);
+});
+
+describe('a pool smaller than the context', () => {
+  test('a request that could outgrow the whole pool is refused at create() with OUT_OF_KV_BLOCKS and the numbers; one that fits runs', async () => {
+    // 64 tokens of KV (4 blocks of 16) for sequences of up to 256 tokens.
+    const engine = await LocalEngine.load(await gpu(), await fileSource(fixturePath(FIXTURE)), { maxContext: 256, kvCacheTokens: 64, blockSize: 16 });
+    try {
+      const prompt = 'Once upon a time';
+      const n = engine.loaded.tokenizer.encode(prompt, { addBos: engine.loaded.tokenizer.addBos, parseSpecial: true }).length;
+      const tooMany = 64 - n + 2; // peak KV = n + max_tokens - 1 = 65 tokens: 5 blocks
+      const e = await engine.completions.create({ prompt, max_tokens: tooMany, stream: true }).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: 'OUT_OF_KV_BLOCKS', details: { needBlocks: 5, numBlocks: 4, blockSize: 16, promptTokens: n, maxTokens: tooMany } });
+      // Unbounded max_tokens is bounded by the context (256), which the pool cannot hold either.
+      await expect(engine.completions.create({ prompt })).rejects.toMatchObject({ code: 'OUT_OF_KV_BLOCKS' });
+      const ok = await engine.completions.create({ prompt, max_tokens: tooMany - 1, temperature: 0 });
+      expect(ok.usage!.completion_tokens).toBeGreaterThan(0);
+      expect(engine.loaded.runner.pool.stats().used).toBe(0);
+    } finally {
+      await engine.unload();
+    }
+  });
+
+  test('bad serving options are BAD_REQUEST with the number', async () => {
+    const load = async (o: LoadOptions): Promise<unknown> => loadModel(await gpu(), await fileSource(fixturePath(FIXTURE)), o).catch((x: unknown) => x);
+    await expect(load({ blockSize: 12 })).resolves.toMatchObject({ code: 'BAD_REQUEST', details: { blockSize: 12 } });
+    await expect(load({ kvCacheTokens: 0 })).resolves.toMatchObject({ code: 'BAD_REQUEST', details: { kvCacheTokens: 0 } });
+    await expect(load({ maxSeqs: 0 })).resolves.toMatchObject({ code: 'BAD_REQUEST', details: { maxSeqs: 0 } });
+  });
 });
