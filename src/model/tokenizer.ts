@@ -1,10 +1,11 @@
-// Tokenizer: reads tokenizer.ggml.* metadata and encodes/decodes exactly as llama.cpp's llama_vocab (SPM and byte-level BPE).
+// Tokenizer: reads tokenizer.ggml.* metadata and encodes/decodes exactly as llama.cpp's llama_vocab (SPM, byte-level BPE, WordPiece).
 // New tokenizer models dispatch in encodeText(); new pre-tokenizers go in tokenizer-bpe.ts. Check every change against test/oracle.
 
 import { EngineError } from '../api/errors.js';
 import type { GGUFMeta } from './gguf.js';
 import { bpeTokenize, buildMergeRanks, fromByteLevel, PRE_TOKENIZERS, type BpeVocab, type PreTokenizer } from './tokenizer-bpe.js';
 import { spmTokenize, type SpmVocab } from './tokenizer-spm.js';
+import { wpmTokenize, type WpmNormalizer, type WpmVocab } from './tokenizer-wpm.js';
 
 /** tokenizer.ggml.token_type values. */
 export const TokenType = {
@@ -96,6 +97,8 @@ export interface EncodeOptions {
   addBos?: boolean;
   /** Match control/unknown token texts (e.g. "<|im_end|>") in the input as those tokens. Default true. */
   parseSpecial?: boolean;
+  /** Put the SEP token last (BERT: [CLS] text [SEP] is what llama.cpp's add_special gives). Default false. */
+  addSep?: boolean;
 }
 
 export interface DetokenizeOptions {
@@ -140,7 +143,9 @@ export class Tokenizer {
   readonly addBos: boolean;
   /** SPM: prepend a space to text that starts the input or follows a special token (tokenizer.ggml.add_space_prefix). */
   readonly addSpacePrefix: boolean;
-  readonly model: 'llama' | 'gpt2';
+  readonly model: 'llama' | 'gpt2' | 'bert';
+  /** BERT's separator token ([SEP]), appended by encode() with addSep. */
+  readonly sepId: number | null;
   /** tokenizer.ggml.pre as given ('' when absent). */
   readonly pre: string;
 
@@ -154,6 +159,8 @@ export class Tokenizer {
   /** tokenizer.ggml.add_eos_token; only detokenize() looks at it, as llama.cpp's llama_detokenize. */
   private readonly addEos: boolean;
   private readonly preTokenizer: PreTokenizer | null;
+  /** WordPiece state ('bert' vocabularies only). */
+  private readonly wpm: { norm: WpmNormalizer; vocab: WpmVocab } | null = null;
   private readonly eogIds: Set<number>;
   /** Tokens matched in the text before tokenization, longest text first. */
   private readonly specialIds: number[];
@@ -163,10 +170,10 @@ export class Tokenizer {
 
   private constructor(meta: GGUFMeta) {
     const model = meta.str('tokenizer.ggml.model');
-    if (model !== 'llama' && model !== 'gpt2')
+    if (model !== 'llama' && model !== 'gpt2' && model !== 'bert')
       throw new EngineError(
         'UNSUPPORTED_ARCHITECTURE',
-        `Tokenizer model '${model}' is not supported; hearth reads 'llama' (SentencePiece) and 'gpt2' (byte-level BPE) vocabularies.`,
+        `Tokenizer model '${model}' is not supported; hearth reads 'llama' (SentencePiece), 'gpt2' (byte-level BPE) and 'bert' (WordPiece) vocabularies.`,
         { tokenizerModel: model },
       );
     this.model = model;
@@ -240,6 +247,15 @@ export class Tokenizer {
       bos = 11;
       eos = 11;
       unk = null;
+    } else if (model === 'bert') {
+      // llama.cpp's WPM defaults (llama_vocab::impl::load): [CLS] = 101 leads, [SEP] = 102 closes, [UNK] = 100.
+      this.ranks = new Map();
+      this.preTokenizer = null;
+      this.addSpacePrefix = false;
+      addBosDefault = true;
+      bos = 101;
+      eos = null;
+      unk = 100;
     } else {
       this.ranks = new Map();
       this.preTokenizer = null;
@@ -265,7 +281,8 @@ export class Tokenizer {
     let eot = readId(`${k}eot_token_id`, null);
     let eom = readId(`${k}eom_token_id`, null);
     this.unkId = readId(`${k}unknown_token_id`, unk);
-    this.padId = readId(`${k}padding_token_id`, null);
+    this.padId = readId(`${k}padding_token_id`, model === 'bert' ? 0 : null);
+    this.sepId = readId(`${k}seperator_token_id`, model === 'bert' ? 102 : null); // sic: llama.cpp's key
     let fimPre = readId(`${k}fim_pre_token_id`, null);
     let fimSuf = readId(`${k}fim_suf_token_id`, null);
     let fimMid = readId(`${k}fim_mid_token_id`, null);
@@ -279,6 +296,15 @@ export class Tokenizer {
     this.addEos = meta.bool(`${k}add_eos_token`, false);
     this.spmVocab = { tokenToId: this.tokenToId, scores: this.scores };
     this.bpeVocab = { tokenToId: this.tokenToId, ranks: this.ranks };
+    if (model === 'bert') {
+      if (this.unkId === null) throw bad('a bert (WordPiece) vocabulary needs an unknown token (tokenizer.ggml.unknown_token_id).');
+      // The normalizer keys as llama.cpp reads them: strip_accents follows lowercase unless given.
+      const lowercase = meta.bool('tokenizer.ggml.normalizer.lowercase', true);
+      const stripAccents = meta.bool('tokenizer.ggml.normalizer.strip_accents', lowercase);
+      let maxLen = 0;
+      for (const t of this.texts) maxLen = Math.max(maxLen, t.length);
+      this.wpm = { norm: { lowercase, stripAccents }, vocab: { tokenToId: this.tokenToId, maxTokenLength: maxLen, unkId: this.unkId } };
+    }
 
     // Find unnamed end-of-turn / fill-in-middle tokens by their text and make them control tokens.
     // llama.cpp scans a hash map, so with several candidates its pick is arbitrary; hearth takes the first
@@ -399,7 +425,12 @@ export class Tokenizer {
     // Lone surrogates cannot be UTF-8 encoded; they become U+FFFD as they would on the way into llama.cpp.
     const wellFormed = text.replace(/\p{Cs}/gu, '\uFFFD');
     const fragments = wellFormed === '' ? [] : this.partition(wellFormed, opts.parseSpecial ?? true);
-    if (this.model === 'llama') {
+    if (this.wpm) {
+      for (const f of fragments) {
+        if ('token' in f) out.push(f.token);
+        else wpmTokenize(f.text, this.wpm.norm, this.wpm.vocab, out);
+      }
+    } else if (this.model === 'llama') {
       let prevSpecial = true;
       for (const f of fragments) {
         if ('token' in f) {
@@ -416,6 +447,10 @@ export class Tokenizer {
         if ('token' in f) out.push(f.token);
         else bpeTokenize(f.text, this.preTokenizer!, this.bpeVocab, out, this.wordCache);
       }
+    }
+    if (opts.addSep) {
+      if (this.sepId === null) throw new EngineError('BAD_REQUEST', 'This vocabulary has no SEP token; encode with addSep: false.', {});
+      out.push(this.sepId);
     }
     return out;
   }
@@ -483,7 +518,7 @@ export class Tokenizer {
     if (attr & (Attr.UNKNOWN | Attr.CONTROL)) return special ? utf8Encoder.encode(text) : EMPTY;
     if (attr & Attr.USER_DEFINED) return utf8Encoder.encode(text);
     if (attr & Attr.NORMAL) {
-      if (this.model === 'llama') return utf8Encoder.encode(text.replaceAll(SPM_SPACE, ' '));
+      if (this.model !== 'gpt2') return utf8Encoder.encode(text.replaceAll(SPM_SPACE, ' '));
       return fromByteLevel(text);
     }
     if (attr & Attr.BYTE) {

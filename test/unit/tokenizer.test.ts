@@ -266,7 +266,7 @@ describe('malformed metadata', () => {
   });
 
   it('refuses tokenizer models and pre-tokenizers it does not implement', async () => {
-    expect((await loadError({ ...tinySpm(), 'tokenizer.ggml.model': 'bert' })).code).toBe('UNSUPPORTED_ARCHITECTURE');
+    expect((await loadError({ ...tinySpm(), 'tokenizer.ggml.model': 't5' })).code).toBe('UNSUPPORTED_ARCHITECTURE');
     expect((await loadError({ ...bpeVocabMeta('qwen2'), 'tokenizer.ggml.pre': 'tekken' })).code).toBe('UNSUPPORTED_ARCHITECTURE');
   });
 
