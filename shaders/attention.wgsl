@@ -100,9 +100,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 // Barrier-free variant for CPU-backed adapters (GpuTuning.barrierFree): one thread per
 // (query token, head) walks the keys with an online softmax, its output row in private memory.
-@compute @workgroup_size(64)
+// Small workgroups: a decode step has only tokens x heads threads, and each workgroup runs on one
+// CPU core.
+const ROWS_WG: u32 = 4u;
+@compute @workgroup_size(ROWS_WG)
 fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = gid.y * nwg.x * 64u + gid.x;
+  let idx = gid.y * nwg.x * ROWS_WG + gid.x;
   if (idx >= step.numTokens * p.numHeads) { return; }
   let h = idx % p.numHeads;
   let m = idx / p.numHeads;

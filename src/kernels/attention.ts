@@ -64,7 +64,7 @@ export class Attention {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, this.bg);
     if (this.barrierFree) {
-      const [gx, gy] = grid(Math.ceil((numTokens * this.numHeads) / 64));
+      const [gx, gy] = grid(Math.ceil((numTokens * this.numHeads) / 4)); // ROWS_WG in attention.wgsl
       pass.dispatchWorkgroups(gx, gy);
     } else pass.dispatchWorkgroups(this.numHeads, numTokens);
   }

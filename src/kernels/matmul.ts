@@ -38,6 +38,8 @@ export class Matmul {
   private readonly pTiled: GPUComputePipeline;
   private readonly rowsPerWorkgroup: number;
   private readonly barrierFree: boolean;
+  /** Largest M the matvec takes: on CPU-backed adapters only 1 (matmul_regs dequantizes once for up to 8 tokens). */
+  private readonly matvecMaxM: number;
 
   constructor(
     ctx: GpuContext,
@@ -63,6 +65,7 @@ export class Matmul {
       this.pVec = ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_TPR: ctx.tuning.matvecThreadsPerRow });
     }
     this.barrierFree = ctx.tuning.barrierFree;
+    this.matvecMaxM = this.barrierFree ? 1 : MATVEC_MAX_M;
     this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_regs' : 'matmul_tiled', constants);
     // The bias binding is statically used, so something must be bound: x stands in when unused.
     const bindGroup = (p: GPUComputePipeline): GPUBindGroup =>
@@ -86,7 +89,7 @@ export class Matmul {
   /** Record the dispatch for `numTokens` rows of X (ignored when mFixed is set). */
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     const M = this.opts.mFixed ?? numTokens;
-    if (M <= MATVEC_MAX_M) {
+    if (M <= this.matvecMaxM) {
       pass.setPipeline(this.pVec);
       pass.setBindGroup(0, this.bgVec);
       const [gx, gy] = grid(Math.ceil(this.w.N / this.rowsPerWorkgroup));

@@ -19,7 +19,8 @@ const TYPES: { name: string; type: GGMLType; Ks: number[] }[] = [
   { name: 'Q4_K', type: GGMLType.Q4_K, Ks: [256, 512] },
   { name: 'Q6_K', type: GGMLType.Q6_K, Ks: [256, 512] },
 ];
-// 1 and 3 take the matvec path (M <= MATVEC_MAX_M), 64 and 67 the tiled one (67: a ragged second tile row).
+// On GPUs 1 and 3 take the matvec path (M <= MATVEC_MAX_M), 64 and 67 the tiled one (67: a ragged second
+// tile row); on CPU-backed adapters (barrier-free) only 1 takes the matvec, 3 a partial matmul_regs tile.
 const MS = [1, 3, 64, 67];
 // Not multiples of 64: ragged last tile / workgroup rows.
 const NS = [72, 37];
@@ -88,7 +89,7 @@ describe('matmul', () => {
           // Rotate the epilogue so every type sees all four flag combinations on both paths.
           const f = (2 * ki + mi + ti) % 4;
           const o = { bias: (f & 1) !== 0, accumulate: (f & 2) !== 0 };
-          const path = M <= MATVEC_MAX_M ? 'matvec' : 'tiled';
+          const path = M <= MATVEC_MAX_M ? 'matvec (regs when barrier-free and M > 1)' : 'tiled';
           it(`${path} M ${M}, N ${N}, K ${K}${o.bias ? ', bias' : ''}${o.accumulate ? ', accumulate' : ''}`, () =>
             runMatmul(type, M, N, K, o, 1000 * ti + 100 * ki + mi));
         });
