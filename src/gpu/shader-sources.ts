@@ -3,8 +3,12 @@
 
 import add from '../../shaders/add.wgsl?raw';
 import attention from '../../shaders/attention.wgsl?raw';
+import encoderAttention from '../../shaders/encoder-attention.wgsl?raw';
+import gelu from '../../shaders/gelu.wgsl?raw';
+import layerNorm from '../../shaders/layer-norm.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
 import matmulSubgroups from '../../shaders/matmul-subgroups.wgsl?raw';
+import pool from '../../shaders/pool.wgsl?raw';
 import probe from '../../shaders/probe.wgsl?raw';
 import rmsNorm from '../../shaders/rms-norm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
@@ -14,9 +18,13 @@ import swiglu from '../../shaders/swiglu.wgsl?raw';
 export const SHADERS = {
   add,
   attention,
+  'encoder-attention': encoderAttention,
+  gelu,
+  'layer-norm': layerNorm,
   matmul,
   // matmul.wgsl plus its subgroup entry points; only compiled on adapters with `subgroups`.
   'matmul-subgroups': `enable subgroups;\n${matmul}\n${matmulSubgroups}`,
+  pool,
   probe,
   'rms-norm': rmsNorm,
   rope,
