@@ -200,7 +200,11 @@ export async function aMalformedModelGivesEngineErrorBadModelFileOnTheMainThread
   t.assert.ok(r.ok.usage.completion_tokens > 0);
 }
 
-/** Worker overhead, measured: the same greedy streamed requests through the worker and a LocalEngine on the page. Prints; asserts no timings. */
+/**
+ * Worker overhead, measured: the same greedy streamed requests through the worker and through a
+ * LocalEngine on the page, both loaded at once and interleaved request by request (the order
+ * alternating), so drifting machine load hits both alike. Prints medians; asserts no timings.
+ */
 export async function workerOverheadAgainstAMainThreadLocalEngine(t) {
   const page = await t.page();
   const r = await page.evaluate(
@@ -209,42 +213,44 @@ export async function workerOverheadAgainstAMainThreadLocalEngine(t) {
       const { LocalEngine } = await import(a.m.localEngine);
       const { acquireBrowserDevice } = await import(a.m.device);
       const { blobSource } = await import(a.m.byteSource);
-      const prompts = ['Once upon a time', 'The little dog ran', 'In the morning the sun', 'She opened the door and', 'A long way from home'];
-      const measure = async (engine) => {
-        const runs = [];
-        for (const [i, p] of prompts.entries()) {
-          const t0 = performance.now();
-          let first = null;
-          let lastMs = 0;
-          let usage = null;
-          let text = '';
-          const stream = await engine.completions.create({ prompt: p, max_tokens: a.maxTokens, temperature: 0, stream: true });
-          for await (const c of stream) {
-            const ms = performance.now() - t0;
-            if (c.choices[0].text !== '') first ??= ms;
-            text += c.choices[0].text;
-            // The last chunk (finish reason, usage) leaves as soon as the last token is decoded.
-            if (c.usage) {
-              usage = c.usage;
-              lastMs = ms;
-            }
+      const words = ['Once upon a time', 'The little dog ran', 'In the morning the sun', 'She opened the door and', 'A long way from home', 'The old man said'];
+      const prompts = [...words, ...words.map((w) => `${w} that`)];
+      const one = async (engine, p) => {
+        const t0 = performance.now();
+        let first = null;
+        let lastMs = 0;
+        let usage = null;
+        let text = '';
+        const stream = await engine.completions.create({ prompt: p, max_tokens: a.maxTokens, temperature: 0, stream: true });
+        for await (const c of stream) {
+          const ms = performance.now() - t0;
+          if (c.choices[0].text !== '') first ??= ms;
+          text += c.choices[0].text;
+          // The last chunk (finish reason, usage) leaves as soon as the last token is decoded.
+          if (c.usage) {
+            usage = c.usage;
+            lastMs = ms;
           }
-          // The first request is a warm-up (pipelines, caches).
-          if (i > 0)
-            runs.push({ ttftMs: first, decodeTokensPerS: ((usage.completion_tokens - 1) / (lastMs - first)) * 1000, tokens: usage.completion_tokens, text });
         }
-        const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-        return { ttftMs: med(runs.map((x) => x.ttftMs)), decodeTokensPerS: med(runs.map((x) => x.decodeTokensPerS)), runs };
+        return { ttftMs: first, decodeTokensPerS: ((usage.completion_tokens - 1) / (lastMs - first)) * 1000, tokens: usage.completion_tokens, text };
       };
       const blob = await (await fetch(a.url)).blob();
       const worker = await createEngine();
       await worker.load(blob);
-      const inWorker = await measure(worker);
-      worker.terminate();
       const local = await LocalEngine.load(await acquireBrowserDevice(), blobSource(blob));
-      const onMain = await measure(local);
+      // Warm-up (pipelines, caches), then the measured requests, alternating which engine goes first.
+      await one(worker, 'Hello there');
+      await one(local, 'Hello there');
+      const runs = { inWorker: [], onMain: [] };
+      for (const [i, p] of prompts.entries()) {
+        const order = i % 2 === 0 ? ['inWorker', 'onMain'] : ['onMain', 'inWorker'];
+        for (const k of order) runs[k].push(await one(k === 'inWorker' ? worker : local, p));
+      }
+      worker.terminate();
       await local.unload();
-      return { inWorker, onMain };
+      const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+      const sum = (x) => ({ ttftMs: med(x.map((y) => y.ttftMs)), decodeTokensPerS: med(x.map((y) => y.decodeTokensPerS)), runs: x });
+      return { inWorker: sum(runs.inWorker), onMain: sum(runs.onMain) };
     },
     { m: modules(t), url: t.fixtures[MODEL].url, maxTokens: 32 },
   );
@@ -258,8 +264,11 @@ export async function workerOverheadAgainstAMainThreadLocalEngine(t) {
   const summary = {
     model: MODEL,
     maxTokens: 32,
+    requests: r.inWorker.runs.length,
     worker: { ttftMs: r.inWorker.ttftMs, decodeTokensPerS: r.inWorker.decodeTokensPerS },
     mainThread: { ttftMs: r.onMain.ttftMs, decodeTokensPerS: r.onMain.decodeTokensPerS },
+    workerTtftOverPct: (r.inWorker.ttftMs / r.onMain.ttftMs - 1) * 100,
+    workerDecodeUnderPct: (1 - r.inWorker.decodeTokensPerS / r.onMain.decodeTokensPerS) * 100,
   };
   console.log(`    ${row('worker engine     ', r.inWorker)}`);
   console.log(`    ${row('main-thread engine', r.onMain)}`);
