@@ -1,18 +1,23 @@
-// LexicalEmbedder: the zero-download, deterministic default embedder of the semantic cache — hashed word,
-// word-bigram, character-trigram and one-deletion features. To change its features, bump LEXICAL_VERSION (it is in the id).
+// LexicalEmbedder: the zero-download, deterministic default embedder of the semantic cache — signed hashing
+// of words, consonant skeletons, character trigrams, bigrams and the whole content-word sequence. To change its
+// features or weights, bump LEXICAL_VERSION (it is in the id, so old vectors are never compared with new ones).
 //
 // What it catches (tested in test/unit/cache-lexical.test.ts at DEFAULT_THRESHOLDS):
-//  - case, Unicode width/compatibility forms (NFKC), punctuation and apostrophes ("What's" = "whats");
-//  - filler and politeness ("hi", "please", "can you", "thanks", articles), dropped before hashing;
-//  - one typo per longer word: a substitution, insertion, deletion or transposition shares a one-deletion
-//    variant ("pasword"/"password" both give "pasword"), and most character trigrams;
-//  - small reorderings, since unigrams carry most of the weight.
-// What it does not catch: paraphrases with other words ("how do I change my password" vs "I forgot my
-// login") — that is a model embedder's job. What it refuses on purpose: near-misses that share words but
-// differ in a content word ("reset my password" vs "reset my router", "cancel my order" vs "track my
-// order"), a number ("2 tickets" vs "3 tickets") or a negation ("does it include" vs "doesn't it
-// include"): numbers and negations are weighted double and match only exactly. Its blind spot: two
-// different words one edit apart ("form"/"from", "cancel"/"cancer") look like a typo of each other.
+//  - case, Unicode width/compatibility forms (NFKC), punctuation, contractions ("what's" = "what is",
+//    "don't" = "do not") and texting spellings ("u" = "you");
+//  - filler and politeness ("hi", "please", "can you", "tell me", "thanks", articles), dropped before hashing;
+//  - one typo per word where it keeps the word's consonant skeleton (first letter, then consonants, runs
+//    collapsed) or its sorted letters: vowel slips, doubled or dropped double letters, transpositions
+//    ("pasword", "cancle", "trakc", "recieve", "shiping"). Other typos (a wrong consonant) miss.
+//  - other function words ("how do I" vs "how can I"), which are weighted low.
+// What it refuses on purpose: anything whose sequence of content words differs — another content word
+// ("reset my password" vs "reset my router", "cancel my order" vs "track my order", "… on sundays" vs
+// "… on saturdays" in a long query), another order ("celsius to fahrenheit" vs the reverse), a number
+// ("2 people" vs "4 people") or a negation ("does it include" vs "does it not include"): the whole-sequence
+// feature carries half the norm, so such a pair scores at most 0.5. That also means it does not catch
+// paraphrases with other words ("I forgot my login"): that is a model embedder's job. Blind spots: two
+// different words with the same skeleton ("form"/"from", "create"/"cart") look like typos of each other;
+// tense and person carried by function words ("where is" vs "where was") are nearly ignored.
 
 import { EngineError } from '../api/errors.js';
 import type { Embedder } from './embedder.js';
