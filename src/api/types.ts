@@ -54,9 +54,29 @@ export interface SamplingRequestParams {
   signal?: AbortSignal;
 }
 
+/** hearth's extension: answer from the engine's semantic cache (src/cache/semantic-cache.ts). */
+export interface SemanticCacheRequest {
+  /**
+   * Look the last user message up among earlier questions asked under the same model, the same
+   * earlier messages (system prompt and turns) and the same sampling settings; on a miss, store the
+   * finished answer. Default: the engine's `semanticCacheByDefault`.
+   */
+  semantic?: boolean;
+  /** Let a sampled request (temperature > 0) take a stored answer (default false: only greedy requests hit). */
+  allowSampled?: boolean;
+}
+
+/** hearth's extension on responses: where the answer came from. */
+export interface HearthResponseInfo {
+  /** Present when the request used the semantic cache: a hit (with the stored query's cosine similarity) or a miss. */
+  cache?: { hit: boolean; similarity?: number };
+}
+
 /** `chat.completions.create()` parameters. */
 export interface ChatCompletionCreateParamsBase extends SamplingRequestParams {
   messages: ChatCompletionMessageParam[];
+  /** hearth's extension: the semantic cache, see {@link SemanticCacheRequest}. */
+  cache?: SemanticCacheRequest | null;
   stream?: boolean | null;
   /** Preferred name of `max_tokens` (OpenAI); wins when both are set. */
   max_completion_tokens?: number | null;
@@ -125,6 +145,8 @@ export interface ChatCompletion {
     logprobs: ChatCompletionLogprobs | null;
   }[];
   usage: CompletionUsage;
+  /** hearth's extension: set when the request used the semantic cache. */
+  hearth?: HearthResponseInfo;
 }
 
 /**
@@ -146,6 +168,8 @@ export interface ChatCompletionChunk {
   }[];
   /** Only on the last chunk. */
   usage?: CompletionUsage;
+  /** hearth's extension, when the request used the semantic cache: on every chunk of a hit, on the last chunk of a miss. */
+  hearth?: HearthResponseInfo;
 }
 
 /** `completions.create()` parameters: a raw prompt, no chat template. */

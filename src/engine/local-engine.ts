@@ -28,10 +28,38 @@ import { encodeChatPrompt, renderChatTemplate, specialTokenTexts } from '../mode
 import { loadModel, type LoadedModel, type LoadOptions } from '../model/model.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { generate, type GenerateResult } from './generate.js';
+import { hashContext, samplingKey, type CacheKey, type SemanticCache } from '../cache/semantic-cache.js';
 
-export interface LocalEngineOptions extends LoadOptions {
+/** What the engine needs besides the model: a response label and an optional semantic cache. */
+export interface EngineExtras {
   /** Reported as `model` in responses when a request names none (default 'hearth-local'). */
   modelName?: string;
+  /** Answers repeated questions from here (chat requests with `cache.semantic`, or every chat request with semanticCacheByDefault). */
+  semanticCache?: SemanticCache;
+  /** Use the semantic cache for chat requests that do not say (default false). */
+  semanticCacheByDefault?: boolean;
+}
+
+export interface LocalEngineOptions extends LoadOptions, EngineExtras {}
+
+/** What the semantic cache stores per answer. */
+interface CachedAnswer {
+  text: string;
+  finish_reason: 'stop' | 'length';
+  completion_tokens: number;
+}
+
+function isCachedAnswer(x: unknown): x is CachedAnswer {
+  const a = x as CachedAnswer;
+  return !!a && typeof a.text === 'string' && (a.finish_reason === 'stop' || a.finish_reason === 'length') && Number.isInteger(a.completion_tokens);
+}
+
+/** A chat request's place in the semantic cache: its key, its query, whether it may take a stored answer. */
+interface CacheUse {
+  cache: SemanticCache;
+  key: CacheKey;
+  query: string;
+  mayHit: boolean;
 }
 
 /** An async-iterable queue of chunks: the producer pushes as tokens arrive, the consumer awaits. */
@@ -168,9 +196,17 @@ export class LocalEngine implements Engine {
   private readonly modelName: string;
 
   /** Wrap an already loaded model; the engine owns it from now on (unload() destroys it). */
-  constructor(model: LoadedModel, opts: { modelName?: string } = {}) {
+  private readonly semanticCache: SemanticCache | null;
+  private readonly semanticCacheByDefault: boolean;
+  /** The model's identity in semantic-cache keys: a hash of its configuration, size and chat template. */
+  private readonly modelId: string;
+
+  constructor(model: LoadedModel, opts: EngineExtras = {}) {
     this.model = model;
     this.modelName = opts.modelName ?? 'hearth-local';
+    this.semanticCache = opts.semanticCache ?? null;
+    this.semanticCacheByDefault = opts.semanticCacheByDefault ?? false;
+    this.modelId = hashContext([JSON.stringify(model.cfg), String(model.weights.fileBytes), model.chatTemplate ?? '']);
     this.chat = { completions: new ChatCompletionsApi((p) => this.createChat(p)) };
     this.completions = new CompletionsApi((p) => this.createCompletion(p));
   }
@@ -178,7 +214,7 @@ export class LocalEngine implements Engine {
   /** Load a GGUF model and wrap it in an engine. The engine owns `src`: it is closed once the weights are on the GPU (or the load fails). */
   static async load(ctx: GpuContext, src: ByteSource, opts: LocalEngineOptions = {}): Promise<LocalEngine> {
     try {
-      return new LocalEngine(await loadModel(ctx, src, opts), { modelName: opts.modelName });
+      return new LocalEngine(await loadModel(ctx, src, opts), opts);
     } finally {
       await src.close?.();
     }
@@ -216,9 +252,19 @@ export class LocalEngine implements Engine {
     const chatLogprobs = (r: GenerateResult, from: number, to: number) =>
       topLogprobs >= 0 ? { content: this.tokenLogprobs(r, from, to, topLogprobs), refusal: null } : null;
 
+    const cacheUse = this.cacheUse(params, maxTokens);
+    if (cacheUse?.mayHit) {
+      const hit = await cacheUse.cache.lookup<CachedAnswer>(cacheUse.key, cacheUse.query);
+      if (hit && isCachedAnswer(hit.entry.response))
+        return this.cachedChat(params, promptTokens.length, hit.entry.response, hit.similarity, { id, created, model });
+    }
+    const hearth = cacheUse ? { hearth: { cache: { hit: false } } } : {};
+
     if (params.stream !== true) {
       const r = await this.runExclusive(spec);
+      if (cacheUse) await this.remember(cacheUse, r);
       return {
+        ...hearth,
         id,
         object: 'chat.completion',
         created,
@@ -244,12 +290,92 @@ export class LocalEngine implements Engine {
     return this.stream<ChatCompletionChunk>(spec, {
       first: () => chunk({ role: 'assistant', content: '' }, null),
       text: (text) => chunk({ content: text }, null),
-      last: (text, r) => ({
-        ...chunk(text === '' ? {} : { content: text }, r.finishReason),
-        choices: [{ index: 0, delta: text === '' ? {} : { content: text }, finish_reason: r.finishReason, logprobs: chatLogprobs(r, 0, r.tokens.length) }],
-        usage: usage(r),
-      }),
+      last: (text, r) => {
+        if (cacheUse) void this.remember(cacheUse, r);
+        return {
+          ...chunk(text === '' ? {} : { content: text }, r.finishReason),
+          choices: [{ index: 0, delta: text === '' ? {} : { content: text }, finish_reason: r.finishReason, logprobs: chatLogprobs(r, 0, r.tokens.length) }],
+          usage: usage(r),
+          ...hearth,
+        };
+      },
     });
+  }
+
+  /**
+   * Whether and how a chat request uses the semantic cache. The query is the last message, which
+   * must be the user's; everything before it is the context, hashed into the key with the model
+   * and the settings that shape the answer. Requests asking for logprobs never use it (none are stored).
+   */
+  private cacheUse(params: ChatCompletionCreateParams, maxTokens: number): CacheUse | null {
+    const cache = this.semanticCache;
+    if (!cache || !(params.cache?.semantic ?? this.semanticCacheByDefault) || params.logprobs) return null;
+    const last = params.messages.at(-1);
+    if (!last || last.role !== 'user' || typeof last.content !== 'string') return null;
+    const temperature = nullable(params.temperature) ?? 1;
+    const sampling = samplingKey({
+      temperature,
+      top_p: nullable(params.top_p) ?? 1,
+      top_k: nullable(params.top_k) ?? 0,
+      seed: nullable(params.seed),
+      max_tokens: Number.isFinite(maxTokens) ? maxTokens : null,
+      stop: stopList(params.stop),
+    });
+    const context = hashContext(params.messages.slice(0, -1).map((m) => JSON.stringify([m.role, m.content])));
+    return { cache, key: { model: this.modelId, context, sampling }, query: last.content, mayHit: temperature <= 0 || params.cache?.allowSampled === true };
+  }
+
+  /** Store a finished (not aborted) answer; a failing store never fails the request. */
+  private async remember(use: CacheUse, r: GenerateResult): Promise<void> {
+    if (r.finishReason === 'abort') return;
+    const answer: CachedAnswer = { text: r.text, finish_reason: r.finishReason, completion_tokens: r.tokens.length };
+    try {
+      await use.cache.insert(use.key, use.query, answer);
+    } catch (e) {
+      console.warn('hearth: the semantic cache could not store an answer:', e);
+    }
+  }
+
+  /** A stored answer as a ChatCompletion, or streamed as chunks (role, the text, then finish_reason and usage). */
+  private cachedChat(
+    params: ChatCompletionCreateParams,
+    promptTokens: number,
+    a: CachedAnswer,
+    similarity: number,
+    ids: { id: string; created: number; model: string },
+  ): ChatCompletion | AsyncIterable<ChatCompletionChunk> {
+    const hearth = { cache: { hit: true, similarity } };
+    const use: CompletionUsage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: a.completion_tokens,
+      total_tokens: promptTokens + a.completion_tokens,
+      prompt_tokens_details: { cached_tokens: 0 },
+    };
+    if (params.stream !== true)
+      return {
+        ...ids,
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: a.text, refusal: null }, finish_reason: a.finish_reason, logprobs: null }],
+        usage: use,
+        hearth,
+      };
+    const chunk = (delta: ChatCompletionChunk['choices'][number]['delta'], finish: FinishReason | null): ChatCompletionChunk => ({
+      ...ids,
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta, finish_reason: finish }],
+      hearth,
+    });
+    const chunks = [
+      chunk({ role: 'assistant', content: '' }, null),
+      ...(a.text ? [chunk({ content: a.text }, null)] : []),
+      { ...chunk({}, a.finish_reason), usage: use },
+    ];
+    return {
+      [Symbol.asyncIterator]: (): AsyncIterator<ChatCompletionChunk> => {
+        let i = 0;
+        return { next: () => Promise.resolve(i < chunks.length ? { value: chunks[i++]!, done: false } : { value: undefined, done: true }) };
+      },
+    };
   }
 
   private async createCompletion(params: CompletionCreateParams): Promise<Completion | AsyncIterable<CompletionChunk>> {
