@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'DEVICE_LOST'
   | 'GPU_ERROR'
   | 'ABORTED'
+  | 'STORAGE_QUOTA_EXCEEDED'
   | 'BAD_REQUEST'
   | 'NOT_LOADED';
 

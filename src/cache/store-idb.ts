@@ -111,7 +111,7 @@ export class IdbStore implements CacheStore {
     if (this.degraded) return;
     this.degraded = true;
     const e = new EngineError(
-      'BAD_REQUEST',
+      'STORAGE_QUOTA_EXCEEDED',
       `The semantic cache's IndexedDB database '${this.dbName}' is out of storage quota (${(cause as Error).name}); ` +
         'new cache entries are kept in memory for this session only and entries already stored stay usable. Free site storage or lower the cache maxBytes.',
       { dbName: this.dbName, cause: (cause as Error).name, degraded: true },

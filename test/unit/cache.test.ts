@@ -256,7 +256,7 @@ describe('IdbStore', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(EngineError);
     expect(errors[0]!.message).toMatch(/quota/);
-    expect(errors[0]!.details).toMatchObject({ cause: 'QuotaExceededError', degraded: true });
+    expect(errors[0]).toMatchObject({ code: 'STORAGE_QUOTA_EXCEEDED', details: { cause: 'QuotaExceededError', degraded: true } });
     // Everything is still served: old entries from IndexedDB, new ones from memory.
     for (const [q, r] of [
       ['Track my order!', 'a'],
