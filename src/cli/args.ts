@@ -7,7 +7,7 @@ export class Args {
   readonly positional: string[] = [];
   private readonly flags = new Map<string, string | true>();
 
-  constructor(argv: string[], booleans: string[] = ['json', 'browser', 'robust', 'help']) {
+  constructor(argv: string[], booleans: string[] = ['json', 'browser', 'robust', 'help', 'details']) {
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i]!;
       if (a.startsWith('--')) {

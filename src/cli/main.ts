@@ -21,6 +21,8 @@ const USAGE = `hearth — LLM inference on WebGPU
   hearth chat --model F.gguf --message S [--system S] [--max-tokens N] [--temperature T]
               [--top-p P] [--top-k K] [--seed N] [--json]   (the OpenAI-shaped Engine API; streams
               the reply to stdout, or prints the ChatCompletion object with --json)
+  hearth cache eval --data F.jsonl [--embedder lexical|model:F.gguf] [--threshold T | --sweep 0.5:0.95:0.05]
+                    [--details] [--json]   (semantic-cache hit rate and precision on a labeled set)
 
   --robust   keep Dawn's bounds checks on in Node (a web page always has them; off is faster)
 `;
@@ -49,6 +51,11 @@ export async function main(argv: string[]): Promise<number> {
         const r = await runChat(args, json);
         if (!r) return 0; // streamed to stdout already
         out = r;
+        break;
+      }
+      case 'cache': {
+        const { cacheCommand } = await import('./cache-eval.js');
+        out = await cacheCommand(args);
         break;
       }
       case undefined:
