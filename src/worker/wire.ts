@@ -25,6 +25,22 @@ export interface WorkerLoadOptions {
   kvCacheTokens?: number;
   /** Reported as `model` in OpenAI-shaped responses when a request names none (default 'hearth-local'). */
   modelName?: string;
+  /** A semantic cache in this origin's IndexedDB (the lexical embedder): `true` for the defaults. */
+  semanticCache?: boolean | WorkerCacheOptions;
+}
+
+/** The worker's semantic cache: persisted in IndexedDB, so answers survive a reload. */
+export interface WorkerCacheOptions {
+  /** IndexedDB database name (default 'hearth-semantic-cache'). */
+  dbName?: string;
+  /** Minimum cosine similarity for a hit (default: the embedder's calibrated threshold). */
+  threshold?: number;
+  /** Entry lifetime in ms (default 7 days). */
+  ttlMs?: number;
+  /** Byte budget of the entries, least recently used evicted first (default 64 MiB). */
+  maxBytes?: number;
+  /** Use the cache for chat requests that do not set `cache.semantic` (default false). */
+  byDefault?: boolean;
 }
 
 /** Load progress: 'download' while a URL is fetched (totalBytes 0 when the server sends no length), 'upload' while weights go to the GPU. */

@@ -25,8 +25,12 @@ import {
   type WireChatParams,
   type WireCompletionParams,
   type WireGenerateRequest,
+  type WorkerCacheOptions,
   type WorkerLoadOptions,
 } from './wire.js';
+import { LexicalEmbedder } from '../cache/lexical.js';
+import { SemanticCache } from '../cache/semantic-cache.js';
+import { IdbStore } from '../cache/store-idb.js';
 
 installWireHandlers();
 
@@ -272,7 +276,18 @@ const api = {
           notify(onProgress, { phase: 'upload', loadedBytes, totalBytes });
         },
       });
-      engine = new LocalEngine(model, opts.modelName !== undefined ? { modelName: opts.modelName } : {});
+      const cacheOpts = opts.semanticCache === true ? {} : opts.semanticCache || null;
+      let semanticCache: SemanticCache | undefined;
+      try {
+        if (cacheOpts) semanticCache = await openSemanticCache(cacheOpts);
+      } catch (e) {
+        model.destroy();
+        throw e;
+      }
+      engine = new LocalEngine(model, {
+        ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
+        ...(semanticCache ? { semanticCache, semanticCacheByDefault: cacheOpts?.byDefault ?? false } : {}),
+      });
       return engineInfo(c);
     });
   },
@@ -380,4 +395,16 @@ function pickDefined<T extends object, K extends keyof T>(o: T, keys: readonly K
   const out: Partial<Pick<T, K>> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
   return out;
+}
+
+/** The lexical-embedder semantic cache over this origin's IndexedDB (a full quota degrades it to memory, reported once). */
+async function openSemanticCache(o: WorkerCacheOptions): Promise<SemanticCache> {
+  const store = IdbStore.open({ dbName: o.dbName ?? 'hearth-semantic-cache' });
+  return SemanticCache.create({
+    embedder: new LexicalEmbedder(),
+    store,
+    ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
+    ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
+    ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}),
+  });
 }

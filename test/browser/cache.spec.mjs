@@ -65,3 +65,34 @@ export async function entriesInsertedInIndexedDbAreFoundAfterAPageReload(t) {
   t.assert.deepEqual(after.errors, []);
   t.log(`after reload: ${after.loadStats.loaded} entries from IndexedDB, typo'd repeat at similarity ${after.password.similarity.toFixed(3)}`);
 }
+
+/** The engine in its worker with `semanticCache`: an answer given before a reload is served from IndexedDB after it. */
+export async function theWorkerEngineAnswersARepeatedQuestionFromIndexedDbAfterAReload(t) {
+  const page = await t.page();
+  const dbName = `hearth-engine-cache-spec-${Date.now()}`;
+  const ask = async (a) => {
+    const { createEngine } = await import(a.client);
+    const engine = await createEngine();
+    await engine.load(a.url, { semanticCache: { dbName: a.dbName } });
+    const messages = (q) => [
+      { role: 'system', content: 'You are the help desk of a bicycle shop.' },
+      { role: 'user', content: q },
+    ];
+    const out = [];
+    for (const q of a.questions) {
+      const r = await engine.chat.completions.create({ messages: messages(q), max_tokens: 10, temperature: 0, cache: { semantic: true } });
+      out.push({ text: r.choices[0].message.content, cache: r.hearth?.cache ?? null });
+    }
+    engine.terminate();
+    return out;
+  };
+  const a = { client: `/@fs${join(t.repo, 'src/worker/engine-client.ts')}`, url: t.fixtures['llama-f32'].url, dbName };
+  const first = await page.evaluate(ask, { ...a, questions: ['How do I reset my password?'] });
+  t.assert.deepEqual(first[0].cache, { hit: false });
+  await page.reload();
+  const second = await page.evaluate(ask, { ...a, questions: ['hi, how do i reset my password', 'How do I reset my router?'] });
+  t.assert.equal(second[0].cache.hit, true, JSON.stringify(second[0]));
+  t.assert.equal(second[0].text, first[0].text);
+  t.assert.deepEqual(second[1].cache, { hit: false });
+  await page.evaluate((n) => indexedDB.deleteDatabase(n), dbName);
+}
