@@ -3,3 +3,4 @@
 
 export { acquireNodeDevice, SWIFTSHADER_ICD, type NodeDeviceOptions } from './gpu/device-node.js';
 export { fileSource } from './model/file-source-node.js';
+export { FileStore } from './cache/store-file.js';
