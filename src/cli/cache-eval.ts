@@ -7,6 +7,10 @@ import { readFile } from 'node:fs/promises';
 import { EngineError } from '../api/errors.js';
 import type { Embedder } from '../cache/embedder.js';
 import { LexicalEmbedder } from '../cache/lexical.js';
+import { describeAdapter } from '../gpu/device.js';
+import { acquireNodeDevice } from '../gpu/device-node.js';
+import { loadEmbeddingModel } from '../model/bert.js';
+import { fileSource } from '../model/file-source-node.js';
 import type { Args } from './args.js';
 import { MemoryStore } from '../cache/store.js';
 import { defaultThreshold, SemanticCache, type CacheKey } from '../cache/semantic-cache.js';
@@ -184,14 +188,36 @@ export function evalThreshold(embedder: Embedder): number {
   return t;
 }
 
-/** An embedder from the --embedder spec: 'lexical' (default) or 'model:PATH.gguf'. */
-export function openEmbedder(spec: string): Promise<{ embedder: Embedder; close: () => Promise<void> }> {
-  if (spec === 'lexical') return Promise.resolve({ embedder: new LexicalEmbedder(), close: () => Promise.resolve() });
-  if (spec.startsWith('model:') && spec.length > 'model:'.length)
-    throw new EngineError('BAD_REQUEST', `--embedder ${spec}: model embedders are not available yet (src/model/bert.ts is not in this build).`, {
-      embedder: spec,
-    });
-  throw new EngineError('BAD_REQUEST', `--embedder must be 'lexical' or 'model:PATH.gguf' (got '${spec}').`, { embedder: spec });
+/**
+ * An embedder from the --embedder spec: 'lexical' (default) or 'model:PATH.gguf' (a BERT-architecture
+ * sentence-embedding GGUF on this machine's WebGPU device). close() releases the model and its file.
+ */
+export async function openEmbedder(spec: string, opts: { robust?: boolean } = {}): Promise<{ embedder: Embedder; close: () => Promise<void> }> {
+  if (spec === 'lexical') return { embedder: new LexicalEmbedder(), close: () => Promise.resolve() };
+  if (!spec.startsWith('model:') || spec.length === 'model:'.length)
+    throw new EngineError('BAD_REQUEST', `--embedder must be 'lexical' or 'model:PATH.gguf' (got '${spec}').`, { embedder: spec });
+  const path = spec.slice('model:'.length);
+  let src: Awaited<ReturnType<typeof fileSource>>;
+  try {
+    src = await fileSource(path);
+  } catch (e) {
+    throw new EngineError('BAD_REQUEST', `Cannot open the embedding model ${path} (${e instanceof Error ? e.message : String(e)}).`, { path });
+  }
+  try {
+    const ctx = await acquireNodeDevice({ robustness: opts.robust ?? false });
+    process.stderr.write(`hearth: adapter ${describeAdapter(ctx.adapter)}\n`);
+    const model = await loadEmbeddingModel(ctx, src);
+    return {
+      embedder: model,
+      close: async () => {
+        model.destroy();
+        await src.close?.();
+      },
+    };
+  } catch (e) {
+    await src.close?.();
+    throw e;
+  }
 }
 
 /** `hearth cache eval …`: one EvalResult, or `{ sweep: EvalResult[] }` with --sweep. */
@@ -212,7 +238,7 @@ export async function cacheCommand(args: Args): Promise<object> {
   if (threshold !== undefined && (threshold < 0 || threshold > 1))
     throw new EngineError('BAD_REQUEST', `--threshold must lie in [0, 1] (got ${threshold}).`, { threshold });
   const details = args.bool('details');
-  const { embedder, close } = await openEmbedder(args.str('embedder') ?? 'lexical');
+  const { embedder, close } = await openEmbedder(args.str('embedder') ?? 'lexical', { robust: args.bool('robust') });
   try {
     if (sweep !== undefined) return { sweep: await sweepCache(lines, embedder, parseSweep(sweep), { details }) };
     return await evaluateCache(lines, embedder, threshold ?? evalThreshold(embedder), { details });

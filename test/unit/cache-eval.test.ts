@@ -194,6 +194,8 @@ describe('hearth cache eval (CLI)', () => {
     [['cache', 'eval', '--json']],
     [['cache', 'eval', '--data', join(dir, 'missing.jsonl'), '--json']],
     [['cache', 'eval', '--data', data, '--embedder', 'bogus', '--json']],
+    [['cache', 'eval', '--data', data, '--embedder', 'model:', '--json']],
+    [['cache', 'eval', '--data', data, '--embedder', `model:${join(dir, 'missing.gguf')}`, '--json']],
     [['cache', 'eval', '--data', data, '--threshold', '1.5', '--json']],
     [['cache', 'eval', '--data', data, '--threshold', '0.8', '--sweep', '0.5:0.9:0.1', '--json']],
     [['cache', 'frobnicate', '--json']],
