@@ -3,6 +3,7 @@
 // To change how entries are matched, change lookup(); the record format is versioned by RECORD_VERSION.
 
 import { EngineError } from '../api/errors.js';
+import type { GpuContext } from '../gpu/device.js';
 import { Sha256 } from '../storage/model-store.js';
 import type { Embedder } from './embedder.js';
 import { VectorIndex } from './index.js';
@@ -56,6 +57,8 @@ export interface SemanticCacheOptions {
   now?: () => number;
   /** Errors from background writes (the LRU touch on a hit). Default: console.warn. */
   onError?: (e: unknown) => void;
+  /** A device for the vector index: a group of GPU_SCAN_MIN_ROWS or more entries is scanned there (src/cache/index.ts). */
+  gpu?: GpuContext;
 }
 
 /**
@@ -162,6 +165,7 @@ export class SemanticCache {
   readonly loadStats = { loaded: 0, corrupted: 0, expired: 0, otherEmbedder: 0, evicted: 0 };
   private readonly now: () => number;
   private readonly onError: (e: unknown) => void;
+  private readonly gpu: GpuContext | undefined;
   /** Entries in LRU order: first = least recently used. */
   private readonly entries = new Map<string, { entry: CacheEntry; group: string; record: StoredRecord }>();
   private readonly groups = new Map<string, VectorIndex>();
@@ -178,6 +182,7 @@ export class SemanticCache {
     this.k = o.k ?? 5;
     this.now = o.now ?? Date.now;
     this.onError = o.onError ?? ((e) => console.warn('hearth: semantic cache write failed:', e));
+    this.gpu = o.gpu;
   }
 
   /** Opens a cache over `store`: loads its entries, deleting corrupted and expired ones, evicting down to maxBytes. */
@@ -221,11 +226,12 @@ export class SemanticCache {
     const vec = await this.embed(query);
     for (;;) {
       // The index scores are exact dot products of unit vectors (= cosine), so no re-score is needed.
-      const cands = index.search(vec, this.k);
+      const cands = await index.searchAsync(vec, this.k);
       const now = this.now();
       let removed = false;
       for (const c of cands) {
-        const e = this.entries.get(c.id)!;
+        const e = this.entries.get(c.id);
+        if (!e) continue; // removed while the GPU scan ran
         if (e.entry.expiresAtMs !== null && e.entry.expiresAtMs <= now) {
           await this.remove(c.id);
           removed = true;
@@ -339,7 +345,7 @@ export class SemanticCache {
   private add(id: string, record: StoredRecord, entry: CacheEntry, vec: Float32Array): void {
     const group = this.groupOf(record.key);
     let index = this.groups.get(group);
-    if (!index) this.groups.set(group, (index = new VectorIndex(this.embedder.dim)));
+    if (!index) this.groups.set(group, (index = new VectorIndex(this.embedder.dim, 16, { gpu: this.gpu })));
     index.add(id, vec);
     this.entries.set(id, { entry, group, record });
     this.bytes += entry.sizeBytes;

@@ -3,6 +3,7 @@
 
 import add from '../../shaders/add.wgsl?raw';
 import attention from '../../shaders/attention.wgsl?raw';
+import cacheScan from '../../shaders/cache-scan.wgsl?raw';
 import encoderAttention from '../../shaders/encoder-attention.wgsl?raw';
 import gelu from '../../shaders/gelu.wgsl?raw';
 import layerNorm from '../../shaders/layer-norm.wgsl?raw';
@@ -18,6 +19,7 @@ import swiglu from '../../shaders/swiglu.wgsl?raw';
 export const SHADERS = {
   add,
   attention,
+  'cache-scan': cacheScan,
   'encoder-attention': encoderAttention,
   gelu,
   'layer-norm': layerNorm,
