@@ -57,7 +57,7 @@ export async function entriesInsertedInIndexedDbAreFoundAfterAPageReload(t) {
   );
   t.assert.deepEqual(after.loadStats, { loaded: 3, corrupted: 0, expired: 0, otherEmbedder: 0, evicted: 0 });
   t.assert.equal(after.password?.entry.response.text, 'Settings › Security.');
-  t.assert.ok(after.password.similarity >= 0.7 && after.password.similarity < 1, `similarity ${after.password.similarity}`);
+  t.assert.ok(after.password.similarity >= 0.8 && after.password.similarity < 1, `similarity ${after.password.similarity}`);
   t.assert.equal(after.order?.entry.response.text, 'On its way.');
   t.assert.equal(after.pirate?.entry.response.text, 'Arr.');
   t.assert.equal(after.otherContext, null);

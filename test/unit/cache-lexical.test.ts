@@ -59,7 +59,7 @@ const NEGATIVE: [string, string, string][] = [
 describe('LexicalEmbedder at the default threshold', () => {
   it('has a calibrated default threshold', () => {
     expect(e.id).toBe('lexical-v1-d2048');
-    expect(tau).toBe(0.7);
+    expect(tau).toBe(0.8);
   });
 
   it.each(POSITIVE)('hits a repeat: %s (%j ~ %j)', (_kind, a, b) => {
