@@ -1,7 +1,8 @@
 // The semantic cache's scan (src/cache/gpu-scan.ts): dot products of one query with the first p.n
 // rows of a [capacity, dim] f32 matrix, and optionally each thread's top p.k of a slice of them.
-// Variants are entry points: score_rows (one thread per row, no barrier: CPU-backed adapters),
-// score_split (8 threads per row, adjacent lanes read adjacent columns, a workgroup sum: GPUs).
+// Variants are entry points: score_rows and score_rows4 (one thread per row, no barrier, scalar or vec4
+// loads: CPU-backed adapters), score_split (8 threads per row, adjacent lanes read adjacent columns, a
+// workgroup sum: GPUs).
 
 struct Params { n: u32, dim: u32, k: u32, slice: u32 }
 
@@ -32,6 +33,22 @@ fn score_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   var s = 0.0;
   for (var j = 0u; j < p.dim; j++) { s += V[off + j] * Q[j]; }
   S[row] = s;
+}
+
+// score_rows over vec4 loads, for dim % 4 == 0 (V and Q bound as vec4 views of the same buffers).
+@group(0) @binding(6) var<storage, read> V4: array<vec4<f32>>;          // [capacity, dim / 4] vec4<f32>
+@group(0) @binding(7) var<storage, read> Q4: array<vec4<f32>>;          // [dim / 4] vec4<f32>
+
+@compute @workgroup_size(WG)
+fn score_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) t: u32) {
+  let row = wgIndex(wid, nwg) * WG + t;
+  if (row >= p.n) { return; }
+  let d4 = p.dim / 4u;
+  let off = row * d4;
+  var s = vec4<f32>(0.0);
+  for (var j = 0u; j < d4; j++) { s += V4[off + j] * Q4[j]; }
+  S[row] = (s.x + s.y) + (s.z + s.w);
 }
 
 @compute @workgroup_size(WG)

@@ -6,9 +6,17 @@ import type { GpuContext } from '../gpu/device.js';
 import { GPU_TOPK_MAX, GpuScan, type ScanCandidates } from './gpu-scan.js';
 
 /**
- * Rows from which searchAsync() scans on the GPU. Measured by bench/cache.ts (BENCHMARKS.md, cache section).
+ * Rows from which searchAsync() scans on a hardware GPU. Not measured on one (none here): a CPU scan of 4096
+ * rows takes ~2 ms at d=384 and ~12 ms at d=2048 (bench/cache.ts), several times a GPU's submit + readback
+ * round trip, while a GPU reads the rows at hundreds of GB/s. On software adapters the GPU scan is never used:
+ * on SwiftShader it was 2-6× slower than the CPU scan at every size measured, 1k to 100k rows (BENCHMARKS.md, cache section).
  */
 export const GPU_SCAN_MIN_ROWS = 4096;
+
+/** The default gpuMinRows for a device: GPU_SCAN_MIN_ROWS, or Infinity (CPU scan only) on a software adapter. */
+export function defaultGpuMinRows(gpu: GpuContext): number {
+  return gpu.adapter.isFallback ? Infinity : GPU_SCAN_MIN_ROWS;
+}
 
 /** Extra candidates the GPU scan hands to the exact CPU re-score beyond k, so f32 rounding cannot drop a true top-k row. */
 const GPU_CANDIDATE_MARGIN = 8;
@@ -16,7 +24,7 @@ const GPU_CANDIDATE_MARGIN = 8;
 export interface VectorIndexOptions {
   /** A device to scan on; without one every search runs on the CPU. */
   gpu?: GpuContext;
-  /** searchAsync() scans on the GPU from this many rows. Default GPU_SCAN_MIN_ROWS. */
+  /** searchAsync() scans on the GPU from this many rows. Default defaultGpuMinRows(gpu). */
   gpuMinRows?: number;
   /**
    * How GPU candidates are picked: 'cpu' reads every score back and selects on the CPU, 'gpu' runs the
@@ -64,7 +72,7 @@ export class VectorIndex {
     this.dim = dim;
     this.data = new Float32Array(dim * Math.max(1, initialCapacity));
     this.gpu = opts.gpu ?? null;
-    this.gpuMinRows = opts.gpuMinRows ?? GPU_SCAN_MIN_ROWS;
+    this.gpuMinRows = opts.gpuMinRows ?? (this.gpu ? defaultGpuMinRows(this.gpu) : Infinity);
     this.gpuSelect = opts.gpuSelect ?? 'cpu';
     if (!(this.gpuMinRows >= 1)) throw new EngineError('BAD_REQUEST', `gpuMinRows must be ≥ 1, got ${this.gpuMinRows}.`, { gpuMinRows: this.gpuMinRows });
   }

@@ -57,7 +57,7 @@ export interface SemanticCacheOptions {
   now?: () => number;
   /** Errors from background writes (the LRU touch on a hit). Default: console.warn. */
   onError?: (e: unknown) => void;
-  /** A device for the vector index: a group of GPU_SCAN_MIN_ROWS or more entries is scanned there (src/cache/index.ts). */
+  /** A device for the vector index: a group of defaultGpuMinRows(gpu) or more entries is scanned there (src/cache/index.ts). */
   gpu?: GpuContext;
 }
 

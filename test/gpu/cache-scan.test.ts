@@ -203,7 +203,9 @@ describe('VectorIndex.searchAsync on the GPU', () => {
 
 describe('SemanticCache with a GPU', () => {
   test('hits and misses are the same as without one, with the scan on the GPU', async () => {
-    const ctx = await gpu();
+    // Marked as a hardware adapter so the default threshold is GPU_SCAN_MIN_ROWS (software adapters never scan on the GPU).
+    const base = await gpu();
+    const ctx: GpuContext = { ...base, adapter: { ...base.adapter, isFallback: false } };
     const embedder = new LexicalEmbedder({ dim: 256 });
     const key = { model: 'm', context: hashContext(['sys']), sampling: samplingKey({ temperature: 0 }) };
     const onGpu = await SemanticCache.create({ embedder, store: new MemoryStore(), gpu: ctx });
