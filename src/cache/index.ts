@@ -9,7 +9,7 @@ import { GPU_TOPK_MAX, GpuScan, type ScanCandidates } from './gpu-scan.js';
  * Rows from which searchAsync() scans on a hardware GPU. Not measured on one (none here): a CPU scan of 4096
  * rows takes ~2 ms at d=384 and ~12 ms at d=2048 (bench/cache.ts), several times a GPU's submit + readback
  * round trip, while a GPU reads the rows at hundreds of GB/s. On software adapters the GPU scan is never used:
- * on SwiftShader it was 2-6× slower than the CPU scan at every size measured, 1k to 100k rows (BENCHMARKS.md, cache section).
+ * on SwiftShader it was 1.2-2.6× slower than the CPU scan at every size measured, 1k to 100k rows (BENCHMARKS.md, cache section).
  */
 export const GPU_SCAN_MIN_ROWS = 4096;
 
