@@ -442,7 +442,7 @@ function markdown(
   );
   L.push('### Lookup: the vector index at 1k–100k entries', '');
   L.push(
-    `\`VectorIndex.search(q, 5)\` (CPU: a float64-accumulated dot product per row in JS) against \`searchAsync(q, 5)\` with the GPU scan forced (\`gpuMinRows: 1\`): shaders/cache-scan.wgsl scores every row in f32 (entry \`score_rows\` on this adapter), then either all scores are read back and the CPU picks 13 candidates ("CPU select") or the shader's per-thread top-13 lists are read back ("GPU select"); the CPU re-scores the 13 exactly. ` +
+    `\`VectorIndex.search(q, 5)\` (CPU: a float64-accumulated dot product per row in JS) against \`searchAsync(q, 5)\` with the GPU scan forced (\`gpuMinRows: 1\`): shaders/cache-scan.wgsl scores every row in f32 (entry \`score_rows4\`, vec4 loads, on this adapter), then either all scores are read back and the CPU picks 13 candidates ("CPU select") or the shader's per-thread top-13 lists are read back ("GPU select"); the CPU re-scores the 13 exactly. ` +
       `Embedding excluded. Median of ${o.lookups} lookups; each query is a stored vector with every 17th component moved by 0.01 (a near-duplicate). Every GPU result was checked equal to the CPU's; "fallbacks" counts lookups where the GPU could not be sure and the CPU scan ran instead. ` +
       `Vectors: the LexicalEmbedder's of distinct generated support queries ("How do I <verb> my <thing> <where> [number n]?", d=2048), and random unit vectors at d=384 (all-MiniLM-L6-v2's width; no real model is bundled).`,
     '',
