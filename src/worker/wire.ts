@@ -8,6 +8,7 @@ import type { ChatCompletionCreateParamsBase, CompletionCreateParamsBase } from 
 import type { BenchOptions, BenchResult } from '../engine/bench.js';
 import type { GenerateRequest, GenerateResult } from '../engine/generate.js';
 import type { ModelConfig } from '../model/config.js';
+import type { SchedulerStats } from '../engine/scheduler.js';
 
 /** A model to load: a URL (fetched by the worker), the file's bytes (transferred), or a Blob/File. */
 export type ModelSource = string | ArrayBuffer | Blob;
@@ -88,6 +89,8 @@ export interface ModelInfo {
   fileBytes: number;
   maxContext: number;
   hasChatTemplate: boolean;
+  /** The serving loop's counters so far (steps, most sequences in one step, preemptions, prefix-cache hits). */
+  serving: SchedulerStats;
 }
 
 export interface EngineInfo {

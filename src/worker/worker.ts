@@ -59,9 +59,14 @@ const FLUSH_CHUNKS = 16;
 let ctx: GpuContext | null = null;
 /** The OpenAI-shaped engine over the loaded model; generate() and bench() use its model directly. */
 let engine: LocalEngine | null = null;
-/** Requests run one at a time on the single model; cancellation does not queue. */
+/**
+ * Model-wide operations (load, unload, bench, probes) run one at a time, each after the requests in
+ * flight have ended; generation requests run concurrently (the model's Scheduler batches them),
+ * each after the model-wide operations queued before it. Cancellation does not queue.
+ */
 let queue: Promise<unknown> = Promise.resolve();
 const running = new Map<number, AbortController>();
+const inFlight = new Set<Promise<unknown>>();
 
 /** Every error leaving the worker is an EngineError; anything else is a bug or a browser GPU failure. */
 function asEngineError(e: unknown): EngineError {
@@ -72,8 +77,17 @@ function asEngineError(e: unknown): EngineError {
   return err;
 }
 
-function serial<T>(fn: () => Promise<T>): Promise<T> {
-  const p = queue.then(fn, fn).catch((e: unknown) => {
+/**
+ * A model-wide operation: after everything queued before it and after the requests in flight end
+ * (`abortRequests`: aborted first, for load and unload, which replace or free the model).
+ */
+function serial<T>(fn: () => Promise<T>, opts: { abortRequests?: boolean } = {}): Promise<T> {
+  const run = async (): Promise<T> => {
+    if (opts.abortRequests) for (const ac of running.values()) ac.abort();
+    await Promise.allSettled([...inFlight]);
+    return fn();
+  };
+  const p = queue.then(run, run).catch((e: unknown) => {
     throw asEngineError(e);
   });
   queue = p.catch(() => undefined);
@@ -162,6 +176,7 @@ function modelInfo(m: LoadedModel): ModelInfo {
     fileBytes: m.weights.fileBytes,
     maxContext: m.runner.opts.maxContext,
     hasChatTemplate: m.chatTemplate !== null,
+    serving: m.scheduler.stats(),
   };
 }
 
@@ -177,7 +192,7 @@ function engineInfo(c: GpuContext): EngineInfo {
   };
 }
 
-/** Only inside serial(): the engine's own queue is then empty, so its unload() runs at once. */
+/** Only inside serial(): no request is in flight then, so the engine's unload() runs at once. */
 async function unloadNow(): Promise<void> {
   const e = engine;
   engine = null;
@@ -243,53 +258,66 @@ async function pushStream<C>(stream: AsyncIterable<C>, cb: RemoteCallback<C[]>):
   return null;
 }
 
-/** A request by id: its own AbortController (abort(id) fires it), queued behind the others. */
+/** A request by id: its own AbortController (abort(id) fires it); runs beside other requests, after queued model-wide operations. */
 function request<T>(call: WireCall, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const { id } = call;
   const ac = new AbortController();
   if (call.aborted) ac.abort();
   if (id !== undefined) running.set(id, ac);
-  return serial(() => fn(ac.signal)).finally(() => {
-    if (id !== undefined && running.get(id) === ac) running.delete(id);
-  });
+  const run = (): Promise<T> => fn(ac.signal);
+  const p = queue
+    .then(run, run)
+    .catch((e: unknown) => {
+      throw asEngineError(e);
+    })
+    .finally(() => {
+      if (id !== undefined && running.get(id) === ac) running.delete(id);
+    });
+  const settled = p.catch(() => undefined);
+  inFlight.add(settled);
+  void settled.then(() => inFlight.delete(settled));
+  return p;
 }
 
 const api = {
   /** Load a GGUF model (replacing any loaded one) and describe it. */
   load(source: ModelSource, opts: WorkerLoadOptions = {}, onProgress?: RemoteCallback<LoadProgressEvent>): Promise<EngineInfo> {
-    return serial(async () => {
-      const c = await device();
-      // Free the old weights first: two models may not fit side by side.
-      await unloadNow();
-      let src: ByteSource;
-      if (typeof source === 'string') src = blobSource(await fetchBlob(source, onProgress));
-      else if (source instanceof ArrayBuffer) src = bufferSource(source);
-      else if (source instanceof Blob) src = blobSource(source);
-      else throw new EngineError('BAD_REQUEST', 'load() takes a URL string, an ArrayBuffer or a Blob/File.');
-      let lastPct = -1;
-      const model = await loadModel(c, src, {
-        ...pickDefined(opts, ['maxContext', 'maxBatch', 'maxSeqs', 'blockSize', 'kvCacheTokens']),
-        onProgress: (loadedBytes, totalBytes) => {
-          const pct = Math.floor((100 * loadedBytes) / Math.max(1, totalBytes));
-          if (pct === lastPct) return;
-          lastPct = pct;
-          notify(onProgress, { phase: 'upload', loadedBytes, totalBytes });
-        },
-      });
-      const cacheOpts = opts.semanticCache === true ? {} : opts.semanticCache || null;
-      let semanticCache: SemanticCache | undefined;
-      try {
-        if (cacheOpts) semanticCache = await openSemanticCache(cacheOpts);
-      } catch (e) {
-        model.destroy();
-        throw e;
-      }
-      engine = new LocalEngine(model, {
-        ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
-        ...(semanticCache ? { semanticCache, semanticCacheByDefault: cacheOpts?.byDefault ?? false } : {}),
-      });
-      return engineInfo(c);
-    });
+    return serial(
+      async () => {
+        const c = await device();
+        // Free the old weights first: two models may not fit side by side.
+        await unloadNow();
+        let src: ByteSource;
+        if (typeof source === 'string') src = blobSource(await fetchBlob(source, onProgress));
+        else if (source instanceof ArrayBuffer) src = bufferSource(source);
+        else if (source instanceof Blob) src = blobSource(source);
+        else throw new EngineError('BAD_REQUEST', 'load() takes a URL string, an ArrayBuffer or a Blob/File.');
+        let lastPct = -1;
+        const model = await loadModel(c, src, {
+          ...pickDefined(opts, ['maxContext', 'maxBatch', 'maxSeqs', 'blockSize', 'kvCacheTokens']),
+          onProgress: (loadedBytes, totalBytes) => {
+            const pct = Math.floor((100 * loadedBytes) / Math.max(1, totalBytes));
+            if (pct === lastPct) return;
+            lastPct = pct;
+            notify(onProgress, { phase: 'upload', loadedBytes, totalBytes });
+          },
+        });
+        const cacheOpts = opts.semanticCache === true ? {} : opts.semanticCache || null;
+        let semanticCache: SemanticCache | undefined;
+        try {
+          if (cacheOpts) semanticCache = await openSemanticCache(cacheOpts);
+        } catch (e) {
+          model.destroy();
+          throw e;
+        }
+        engine = new LocalEngine(model, {
+          ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
+          ...(semanticCache ? { semanticCache, semanticCacheByDefault: cacheOpts?.byDefault ?? false } : {}),
+        });
+        return engineInfo(c);
+      },
+      { abortRequests: true },
+    );
   },
 
   /**
@@ -375,7 +403,7 @@ const api = {
 
   /** Free the model's GPU memory; the device stays. */
   unload(): Promise<void> {
-    return serial(unloadNow);
+    return serial(unloadNow, { abortRequests: true });
   },
 
   /** Adapter, device limits and the loaded model (acquires the device if needed). */

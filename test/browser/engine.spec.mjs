@@ -119,7 +119,7 @@ export async function abortMidStreamEndsWithFinishReasonAbortAndTheNextRequestWo
   t.log(`aborted after ${last.usage.completion_tokens} tokens`);
 }
 
-export async function twoConcurrentCreateCallsBothCompleteAndEqualTheirSoloResults(t) {
+export async function twoConcurrentCreateCallsAreServedTogetherAndEqualTheirSoloResults(t) {
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
@@ -148,8 +148,9 @@ export async function twoConcurrentCreateCallsBothCompleteAndEqualTheirSoloResul
         collectChat(engine.chat.completions.create({ ...chatReq, stream: true })),
         collectChat(engine.chat.completions.create({ ...chatReq, stream: true })),
       ]);
+      const serving = (await engine.info()).model.serving;
       engine.terminate();
-      return { soloChat, soloText, bothChat, bothText, c1, c2 };
+      return { soloChat, soloText, bothChat, bothText, c1, c2, serving };
     },
     { m: modules(t), url: t.fixtures[MODEL].url, prompt: t.prompt },
   );
@@ -158,6 +159,8 @@ export async function twoConcurrentCreateCallsBothCompleteAndEqualTheirSoloResul
   t.assert.equal(r.bothText.choices[0].text, r.soloText.choices[0].text, 'the completion equals its solo result');
   t.assert.deepEqual(r.c1, r.soloChat);
   t.assert.deepEqual(r.c2, r.soloChat);
+  // Served together, not queued: the worker's scheduler ran both in the same steps.
+  t.assert.ok(r.serving.maxSeqsInStep >= 2, `most sequences in one step: ${r.serving.maxSeqsInStep}`);
 }
 
 export async function aMalformedModelGivesEngineErrorBadModelFileOnTheMainThread(t) {
@@ -207,70 +210,87 @@ export async function aMalformedModelGivesEngineErrorBadModelFileOnTheMainThread
  */
 export async function workerOverheadAgainstAMainThreadLocalEngine(t) {
   const page = await t.page();
-  const r = await page.evaluate(
-    async (a) => {
-      const { createEngine } = await import(a.m.engineClient);
-      const { LocalEngine } = await import(a.m.localEngine);
-      const { acquireBrowserDevice } = await import(a.m.device);
-      const { blobSource } = await import(a.m.byteSource);
-      const words = ['Once upon a time', 'The little dog ran', 'In the morning the sun', 'She opened the door and', 'A long way from home', 'The old man said'];
-      const prompts = [...words, ...words.map((w) => `${w} that`)];
-      const one = async (engine, p) => {
-        const t0 = performance.now();
-        let first = null;
-        let lastMs = 0;
-        let usage = null;
-        let text = '';
-        const stream = await engine.completions.create({ prompt: p, max_tokens: a.maxTokens, temperature: 0, stream: true });
-        for await (const c of stream) {
-          const ms = performance.now() - t0;
-          if (c.choices[0].text !== '') first ??= ms;
-          text += c.choices[0].text;
-          // The last chunk (finish reason, usage) leaves as soon as the last token is decoded.
-          if (c.usage) {
-            usage = c.usage;
-            lastMs = ms;
+  const measure = (url) =>
+    page.evaluate(
+      async (a) => {
+        const { createEngine } = await import(a.m.engineClient);
+        const { LocalEngine } = await import(a.m.localEngine);
+        const { acquireBrowserDevice } = await import(a.m.device);
+        const { blobSource } = await import(a.m.byteSource);
+        const words = [
+          'Once upon a time',
+          'The little dog ran',
+          'In the morning the sun',
+          'She opened the door and',
+          'A long way from home',
+          'The old man said',
+        ];
+        const prompts = [...words, ...words.map((w) => `${w} that`)];
+        const one = async (engine, p) => {
+          const t0 = performance.now();
+          let first = null;
+          let lastMs = 0;
+          let usage = null;
+          let text = '';
+          const stream = await engine.completions.create({ prompt: p, max_tokens: a.maxTokens, temperature: 0, stream: true });
+          for await (const c of stream) {
+            const ms = performance.now() - t0;
+            if (c.choices[0].text !== '') first ??= ms;
+            text += c.choices[0].text;
+            // The last chunk (finish reason, usage) leaves as soon as the last token is decoded.
+            if (c.usage) {
+              usage = c.usage;
+              lastMs = ms;
+            }
           }
+          return { ttftMs: first, decodeTokensPerS: ((usage.completion_tokens - 1) / (lastMs - first)) * 1000, tokens: usage.completion_tokens, text };
+        };
+        const blob = await (await fetch(a.url)).blob();
+        const worker = await createEngine();
+        await worker.load(blob);
+        const local = await LocalEngine.load(await acquireBrowserDevice(), blobSource(blob));
+        // Warm-up (pipelines, caches), then the measured requests, alternating which engine goes first.
+        await one(worker, 'Hello there');
+        await one(local, 'Hello there');
+        const runs = { inWorker: [], onMain: [] };
+        for (const [i, p] of prompts.entries()) {
+          const order = i % 2 === 0 ? ['inWorker', 'onMain'] : ['onMain', 'inWorker'];
+          for (const k of order) runs[k].push(await one(k === 'inWorker' ? worker : local, p));
         }
-        return { ttftMs: first, decodeTokensPerS: ((usage.completion_tokens - 1) / (lastMs - first)) * 1000, tokens: usage.completion_tokens, text };
-      };
-      const blob = await (await fetch(a.url)).blob();
-      const worker = await createEngine();
-      await worker.load(blob);
-      const local = await LocalEngine.load(await acquireBrowserDevice(), blobSource(blob));
-      // Warm-up (pipelines, caches), then the measured requests, alternating which engine goes first.
-      await one(worker, 'Hello there');
-      await one(local, 'Hello there');
-      const runs = { inWorker: [], onMain: [] };
-      for (const [i, p] of prompts.entries()) {
-        const order = i % 2 === 0 ? ['inWorker', 'onMain'] : ['onMain', 'inWorker'];
-        for (const k of order) runs[k].push(await one(k === 'inWorker' ? worker : local, p));
-      }
-      worker.terminate();
-      await local.unload();
-      const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-      const sum = (x) => ({ ttftMs: med(x.map((y) => y.ttftMs)), decodeTokensPerS: med(x.map((y) => y.decodeTokensPerS)), runs: x });
-      return { inWorker: sum(runs.inWorker), onMain: sum(runs.onMain) };
-    },
-    { m: modules(t), url: t.fixtures[MODEL].url, maxTokens: 32 },
-  );
-  t.assert.deepEqual(
-    r.inWorker.runs.map((x) => x.text),
-    r.onMain.runs.map((x) => x.text),
-    'both engines generate the same greedy text',
-  );
-  const row = (name, x) =>
-    `${name}: time to first token ${x.ttftMs.toFixed(1)} ms, decode ${x.decodeTokensPerS.toFixed(1)} tok/s (median of ${x.runs.length}; ${x.runs.map((y) => `${y.ttftMs.toFixed(0)} ms/${y.decodeTokensPerS.toFixed(0)} tok/s`).join(', ')})`;
-  const summary = {
-    model: MODEL,
-    maxTokens: 32,
-    requests: r.inWorker.runs.length,
-    worker: { ttftMs: r.inWorker.ttftMs, decodeTokensPerS: r.inWorker.decodeTokensPerS },
-    mainThread: { ttftMs: r.onMain.ttftMs, decodeTokensPerS: r.onMain.decodeTokensPerS },
-    workerTtftOverPct: (r.inWorker.ttftMs / r.onMain.ttftMs - 1) * 100,
-    workerDecodeUnderPct: (1 - r.inWorker.decodeTokensPerS / r.onMain.decodeTokensPerS) * 100,
-  };
-  console.log(`    ${row('worker engine     ', r.inWorker)}`);
-  console.log(`    ${row('main-thread engine', r.onMain)}`);
-  console.log(`    worker overhead ${JSON.stringify(summary)}`);
+        worker.terminate();
+        await local.unload();
+        const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+        const sum = (x) => ({ ttftMs: med(x.map((y) => y.ttftMs)), decodeTokensPerS: med(x.map((y) => y.decodeTokensPerS)), runs: x });
+        return { inWorker: sum(runs.inWorker), onMain: sum(runs.onMain) };
+      },
+      { m: modules(t), url, maxTokens: 32 },
+    );
+  // The smallest fixture (where the fixed cost of a message round trip weighs most) and the bundled demo model.
+  const models = [
+    [MODEL, t.fixtures[MODEL].url],
+    ['hearth-tiny (bundled)', `/@fs${join(t.repo, 'demo/models/hearth-tiny.gguf')}`],
+  ];
+  for (const [name, url] of models) {
+    const r = await measure(url);
+    t.assert.deepEqual(
+      r.inWorker.runs.map((x) => x.text),
+      r.onMain.runs.map((x) => x.text),
+      'both engines generate the same greedy text',
+    );
+    const row = (label, x) =>
+      `${label}: time to first token ${x.ttftMs.toFixed(1)} ms, decode ${x.decodeTokensPerS.toFixed(1)} tok/s (median of ${x.runs.length}; ${x.runs.map((y) => `${y.ttftMs.toFixed(0)} ms/${y.decodeTokensPerS.toFixed(0)} tok/s`).join(', ')})`;
+    const summary = {
+      model: name,
+      maxTokens: 32,
+      requests: r.inWorker.runs.length,
+      worker: { ttftMs: r.inWorker.ttftMs, decodeTokensPerS: r.inWorker.decodeTokensPerS },
+      mainThread: { ttftMs: r.onMain.ttftMs, decodeTokensPerS: r.onMain.decodeTokensPerS },
+      workerTtftOverPct: (r.inWorker.ttftMs / r.onMain.ttftMs - 1) * 100,
+      workerDecodeUnderPct: (1 - r.inWorker.decodeTokensPerS / r.onMain.decodeTokensPerS) * 100,
+    };
+    console.log(`    ${name}`);
+    console.log(`    ${row('worker engine     ', r.inWorker)}`);
+    console.log(`    ${row('main-thread engine', r.onMain)}`);
+    console.log(`    worker overhead ${JSON.stringify(summary)}`);
+  }
 }
