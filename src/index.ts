@@ -14,7 +14,16 @@ export type { Engine, ChatCompletions, Completions } from './api/engine.js';
 export type * from './api/types.js';
 export { renderChatTemplate, renderChatML, type ChatMessage } from './model/chat-template.js';
 export { createEngine } from './worker/engine-client.js';
-export { SemanticCache, hashContext, samplingKey, DEFAULT_THRESHOLDS, type CacheKey, type CacheEntry, type CacheHit, type SemanticCacheOptions } from './cache/semantic-cache.js';
+export {
+  SemanticCache,
+  hashContext,
+  samplingKey,
+  DEFAULT_THRESHOLDS,
+  type CacheKey,
+  type CacheEntry,
+  type CacheHit,
+  type SemanticCacheOptions,
+} from './cache/semantic-cache.js';
 export { LexicalEmbedder } from './cache/lexical.js';
 export { transformersEmbedder, type Embedder, type FeatureExtractionPipeline } from './cache/embedder.js';
 export { MemoryStore, type CacheStore } from './cache/store.js';
