@@ -52,6 +52,12 @@ export interface SamplingRequestParams {
   stop?: string | string[] | null;
   /** hearth's extension: abort the request. See {@link FinishReason} for how an abort is reported. */
   signal?: AbortSignal;
+  /**
+   * hearth's extension: speculative decoding for greedy requests (temperature 0). `ngram` drafts up
+   * to `depth` tokens (default 4) by prompt lookup and the model verifies them in one pass; the
+   * output is exactly the plain greedy output. Default: the engine's `speculative` option.
+   */
+  speculative?: { draft: 'ngram'; depth?: number; ngram?: number } | null;
 }
 
 /** hearth's extension: answer from the engine's semantic cache (src/cache/semantic-cache.ts). */

@@ -5,6 +5,7 @@
 import { EngineError } from '../api/errors.js';
 import { MAX_LOGPROBS, type SamplingParams } from '../kernels/sample.js';
 import type { LoadedModel } from '../model/model.js';
+import type { SpeculativeOptions } from './scheduler.js';
 
 export interface GenerateRequest {
   prompt?: string;
@@ -18,6 +19,8 @@ export interface GenerateRequest {
   logprobs?: number;
   stop?: string[];
   signal?: AbortSignal;
+  /** Speculative decoding (greedy requests only; see SpeculativeOptions). */
+  speculative?: SpeculativeOptions;
   /** Called with each token and the text it completes (may be '' mid UTF-8 sequence). */
   onToken?: (token: number, text: string) => void;
 }
@@ -77,6 +80,7 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
     sampling,
     isEog: (t) => tokenizer.isEog(t),
     ...(req.signal ? { signal: req.signal } : {}),
+    ...(req.speculative ? { speculative: checkSpeculative(req.speculative) } : {}),
     onToken: (r) => {
       tokenLogprobs.push(r.logprob);
       if (sampling.logprobs > 0) logprobs.push(r.topLogprobs);
@@ -110,4 +114,14 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
       decodeTokensPerS: decodeMs > 0 && n > 1 ? ((n - 1) / decodeMs) * 1000 : 0,
     },
   };
+}
+
+/** A speculative-decoding setting, checked: a bad one is BAD_REQUEST with the value. */
+export function checkSpeculative(o: SpeculativeOptions): SpeculativeOptions {
+  const bad = (what: string, v: unknown, want: string): EngineError =>
+    new EngineError('BAD_REQUEST', `speculative.${what} is ${JSON.stringify(v)}; it must be ${want}.`, { [what]: String(v) });
+  if (o.draft !== 'ngram') throw bad('draft', o.draft, "'ngram' (prompt lookup; draft models and trees are not built yet)");
+  if (o.depth !== undefined && !(Number.isInteger(o.depth) && o.depth >= 1 && o.depth <= 16)) throw bad('depth', o.depth, 'an integer from 1 to 16');
+  if (o.ngram !== undefined && !(Number.isInteger(o.ngram) && o.ngram >= 1 && o.ngram <= 8)) throw bad('ngram', o.ngram, 'an integer from 1 to 8');
+  return o;
 }

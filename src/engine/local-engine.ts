@@ -27,7 +27,8 @@ import type { ByteSource } from '../model/byte-source.js';
 import { encodeChatPrompt, renderChatTemplate, specialTokenTexts } from '../model/chat-template.js';
 import { loadModel, type LoadedModel, type LoadOptions } from '../model/model.js';
 import type { Tokenizer } from '../model/tokenizer.js';
-import { generate, type GenerateResult } from './generate.js';
+import { checkSpeculative, generate, type GenerateResult } from './generate.js';
+import type { SpeculativeOptions } from './scheduler.js';
 import { hashContext, samplingKey, type CacheKey, type SemanticCache } from '../cache/semantic-cache.js';
 
 /** What the engine needs besides the model: a response label and an optional semantic cache. */
@@ -38,6 +39,8 @@ export interface EngineExtras {
   semanticCache?: SemanticCache;
   /** Use the semantic cache for chat requests that do not say (default false). */
   semanticCacheByDefault?: boolean;
+  /** Speculative decoding for greedy requests that do not set `speculative` (default off). */
+  speculative?: SpeculativeOptions;
 }
 
 export interface LocalEngineOptions extends LoadOptions, EngineExtras {}
@@ -198,6 +201,7 @@ export class LocalEngine implements Engine {
   /** Wrap an already loaded model; the engine owns it from now on (unload() destroys it). */
   private readonly semanticCache: SemanticCache | null;
   private readonly semanticCacheByDefault: boolean;
+  private readonly speculative: SpeculativeOptions | null;
   /** The model's identity in semantic-cache keys: a hash of its configuration, size and chat template. */
   private readonly modelId: string;
 
@@ -206,6 +210,7 @@ export class LocalEngine implements Engine {
     this.modelName = opts.modelName ?? 'hearth-local';
     this.semanticCache = opts.semanticCache ?? null;
     this.semanticCacheByDefault = opts.semanticCacheByDefault ?? false;
+    this.speculative = opts.speculative ? checkSpeculative(opts.speculative) : null;
     this.modelId = hashContext([JSON.stringify(model.cfg), String(model.weights.fileBytes), model.chatTemplate ?? '']);
     this.chat = { completions: new ChatCompletionsApi((p) => this.createChat(p)) };
     this.completions = new CompletionsApi((p) => this.createCompletion(p));
@@ -485,6 +490,7 @@ export class LocalEngine implements Engine {
       logprobs: Math.max(0, spec.topLogprobs),
       stop: stops,
       signal: ctl.signal,
+      ...(speculativeOf(p, this.speculative) ?? {}),
       onToken: spec.onText
         ? (token, piece) => {
             text += piece;
@@ -560,4 +566,10 @@ function usage(r: GenerateResult): CompletionUsage {
     total_tokens: r.promptTokens.length + r.tokens.length,
     prompt_tokens_details: { cached_tokens: r.cachedTokens },
   };
+}
+
+/** The request's speculative setting, else the engine's (null in the request turns it off). */
+function speculativeOf(p: SamplingRequestParams, engineDefault: SpeculativeOptions | null): { speculative: SpeculativeOptions } | null {
+  const s = p.speculative === undefined ? engineDefault : p.speculative;
+  return s ? { speculative: checkSpeculative(s) } : null;
 }

@@ -18,13 +18,28 @@ import type { StepResult, StepSeq } from '../model/forward.js';
 
 /** What the loop needs from a model runner. */
 export interface StepExecutor {
-  readonly opts: { maxContext: number; maxBatch: number; maxSeqs: number; blockSize: number; numBlocks: number };
+  readonly opts: { maxContext: number; maxBatch: number; maxSeqs: number; maxOutputs?: number; blockSize: number; numBlocks: number };
   readonly pool: BlockPool;
   run(seqs: readonly StepSeq[]): Promise<(StepResult | null)[]>;
 }
 
+/**
+ * Speculative decoding (issue 7, first slice): `ngram` drafts up to `depth` tokens by prompt lookup
+ * (the tokens that followed the latest earlier occurrence of the context's last 1..`ngram` tokens)
+ * and the target verifies them in the same forward pass as its own next token. Greedy requests
+ * only (temperature 0): the output is token for token the plain greedy output.
+ */
+export interface SpeculativeOptions {
+  draft: 'ngram';
+  /** Most drafted tokens per step (default 4). */
+  depth?: number;
+  /** Longest suffix looked up (default 3). */
+  ngram?: number;
+}
+
 export interface SeqRequest {
   promptTokens: readonly number[];
+  speculative?: SpeculativeOptions;
   /** Most tokens to generate (the loop also stops at maxContext). */
   maxTokens: number;
   sampling: SamplingParams;
@@ -59,6 +74,10 @@ export interface SchedulerStats {
   prefixHitTokens: number;
   /** Most sequences in one step so far. */
   maxSeqsInStep: number;
+  /** Speculative decoding: steps that verified drafts, drafted tokens, drafted tokens accepted. */
+  verifySteps: number;
+  draftedTokens: number;
+  acceptedDraftTokens: number;
 }
 
 class Seq {
@@ -98,6 +117,24 @@ class Seq {
 interface Planned {
   seq: Seq;
   n: number;
+  /** Drafted tokens fed after the pending one (speculative decoding). */
+  draft?: number[];
+}
+
+/** Up to `k` tokens that followed the latest earlier occurrence of the last 1..maxN tokens (longest first). */
+export function ngramDraft(tokens: readonly number[], k: number, maxN: number): number[] {
+  const L = tokens.length;
+  for (let n = Math.min(maxN, L - 1); n >= 1; n--) {
+    for (let start = L - n - 1; start >= 0; start--) {
+      let same = true;
+      for (let i = 0; i < n && same; i++) same = tokens[start + i] === tokens[L - n + i];
+      if (!same) continue;
+      const from = start + n;
+      const out = tokens.slice(from, Math.min(from + k, L));
+      if (out.length > 0) return out;
+    }
+  }
+  return [];
 }
 
 export class Scheduler {
@@ -106,7 +143,7 @@ export class Scheduler {
   private readonly running: Seq[] = [];
   private looping = false;
   private nextId = 0;
-  private readonly counters = { steps: 0, preemptions: 0, prefixHitTokens: 0, maxSeqsInStep: 0 };
+  private readonly counters = { steps: 0, preemptions: 0, prefixHitTokens: 0, maxSeqsInStep: 0, verifySteps: 0, draftedTokens: 0, acceptedDraftTokens: 0 };
   /** Called after every step (tests check invariants here). */
   afterStep: (() => void) | null = null;
 
@@ -206,7 +243,15 @@ export class Scheduler {
           continue;
         }
         const results = await this.exec.run(
-          plan.map(({ seq, n }): StepSeq => {
+          plan.map(({ seq, n, draft }): StepSeq => {
+            if (draft)
+              return {
+                blocks: seq.blocks,
+                tokens: [...seq.tokens.slice(seq.computed), ...draft],
+                startPos: seq.computed,
+                sample: { sampling: seq.req.sampling, counter: seq.generated },
+                verify: draft.length,
+              };
             const last = seq.computed + n === seq.tokens.length;
             const sample: SampleRow | undefined = last ? { sampling: seq.req.sampling, counter: seq.generated } : undefined;
             return { blocks: seq.blocks, tokens: seq.tokens.slice(seq.computed, seq.computed + n), startPos: seq.computed, ...(sample ? { sample } : {}) };
@@ -238,14 +283,20 @@ export class Scheduler {
     const planned = new Set<Seq>();
     const decodes = this.running.filter((s) => s.pending === 1);
     const prefills = this.running.filter((s) => s.pending > 1);
+    let outputs = 0;
+    const maxOutputs = this.exec.opts.maxOutputs ?? maxSeqs;
     for (const seq of [...decodes, ...prefills]) {
       if (budget === 0 || plan.length === maxSeqs) break;
       if (!this.running.includes(seq)) continue; // preempted for an older sequence this step
-      const n = Math.min(seq.pending, budget);
+      let n = Math.min(seq.pending, budget);
+      // Drafts ride along with a decode, within the token and output budgets; never past max_tokens or the context.
+      const draft = seq.pending === 1 ? this.draftFor(seq, Math.min(budget - 1, maxOutputs - outputs - (maxSeqs - plan.length))) : [];
+      if (draft.length > 0) n = 1 + draft.length;
       if (!this.grow(seq, seq.computed + n, planned)) continue; // it was itself preempted
-      plan.push({ seq, n });
+      plan.push(draft.length > 0 ? { seq, n, draft } : { seq, n });
       planned.add(seq);
       budget -= n;
+      outputs += draft.length + 1;
     }
     while (budget > 0 && plan.length < maxSeqs && this.running.length < maxSeqs && this.waiting.length > 0) {
       const seq = this.waiting[0]!;
@@ -278,6 +329,15 @@ export class Scheduler {
       if (victim === seq) return false;
     }
     return true;
+  }
+
+  /** The tokens to draft for a decoding sequence (empty when it does not speculate or has no room). */
+  private draftFor(seq: Seq, room: number): number[] {
+    const spec = seq.req.speculative;
+    if (!spec || seq.req.sampling.temperature > 0) return [];
+    const k = Math.min(spec.depth ?? 4, room, seq.maxTokens - seq.generated - 1, this.exec.opts.maxContext - seq.tokens.length);
+    if (k <= 0) return [];
+    return ngramDraft(seq.tokens, k, spec.ngram ?? 3);
   }
 
   /** Take the prefix cache's blocks for `seq` and blocks for its first chunk, if the pool has room for its whole prompt now. */
@@ -330,12 +390,33 @@ export class Scheduler {
     seq.hashes = [];
   }
 
-  /** After a step: the fed tokens are computed, full blocks are sealed, a sampled token is appended or ends the request. */
-  private apply({ seq, n }: Planned, r: StepResult | null): void {
+  /**
+   * After a step: the fed tokens are computed, full blocks are sealed, a sampled token is appended
+   * or ends the request. With drafts, the target's samples after each fed token are compared with
+   * the drafts: the longest agreeing prefix is accepted (its KV stays; the rest is overwritten
+   * later, as positions past `computed`), and the target's own next token follows it.
+   */
+  private apply({ seq, n, draft }: Planned, r: StepResult | null): void {
     if (seq.done) return;
+    if (draft && r) {
+      const chain = r.chain ?? [r];
+      let a = 0;
+      while (a < draft.length && chain[a]!.token === draft[a]) a++;
+      this.counters.verifySteps++;
+      this.counters.draftedTokens += draft.length;
+      this.counters.acceptedDraftTokens += a;
+      seq.computed += 1 + a;
+      this.seal(seq);
+      for (let i = 0; i <= a && !seq.done; i++) this.take(seq, chain[i]!);
+      return;
+    }
     seq.computed += n;
     this.seal(seq);
-    if (r === null) return;
+    if (r !== null) this.take(seq, r);
+  }
+
+  /** One sampled token: end-of-generation, appended (onToken may stop), or max_tokens reached. */
+  private take(seq: Seq, r: StepResult): void {
     if (seq.firstTokenAt < 0) seq.firstTokenAt = performance.now();
     if (seq.req.isEog(r.token)) return this.finish(seq, 'stop');
     seq.tokens.push(r.token);

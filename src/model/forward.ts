@@ -24,8 +24,10 @@ export interface RunnerOptions {
   maxContext: number;
   /** Most tokens per forward pass (the step's token budget; longer prefills are chunked). */
   maxBatch: number;
-  /** Most sequences in one step (rows of the block-table and sampling buffers). */
+  /** Most sequences in one step (rows of the block-table buffer). */
   maxSeqs: number;
+  /** Most sampled positions in one step (rows of the logits and sampling buffers): maxSeqs plus room for drafted tokens to verify. */
+  maxOutputs: number;
   /** Tokens per KV block, a power of two. */
   blockSize: number;
   /** KV blocks in the pool (per layer: numBlocks * blockSize rows of K and of V). */
@@ -36,6 +38,11 @@ export interface StepResult {
   token: number;
   logprob: number;
   topLogprobs: { token: number; logprob: number }[];
+  /**
+   * With StepSeq.verify = k: the samples after each of the last k + 1 tokens fed, in order (the
+   * last equals this result). Speculative decoding compares them with the drafted tokens.
+   */
+  chain?: StepResult[];
 }
 
 /** One sequence's part of a step: `tokens` fed at positions startPos, startPos + 1, ... */
@@ -46,6 +53,11 @@ export interface StepSeq {
   startPos: number;
   /** Sample the token after the last one fed; absent for a prefill chunk that is not the last. */
   sample?: SampleRow;
+  /**
+   * Also sample after each of the `verify` tokens before the last (drafted tokens to verify), with
+   * the same settings and counters sample.counter, +1, ...; the results come back in `chain`.
+   */
+  verify?: number;
 }
 
 interface Layer {
@@ -95,7 +107,7 @@ export class ModelRunner {
   ) {
     const dev = ctx.device;
     const { dModel: D, ffDim: FF, numHeads: H, numKvHeads: KVH, headDim: HD, vocabSize: V } = cfg;
-    const { maxBatch: B, maxSeqs: S, blockSize: BS, numBlocks: NB } = opts;
+    const { maxBatch: B, maxSeqs: S, maxOutputs: O, blockSize: BS, numBlocks: NB } = opts;
     this.pool = new BlockPool(NB, BS);
     this.blocksPerSeq = Math.ceil(opts.maxContext / BS);
     const buf = (elems: number, label: string): GPUBuffer => {
@@ -107,11 +119,11 @@ export class ModelRunner {
     this.tokenIds = buf(B, 'tokenIds'); // [B] u32
     this.tokMeta = buf(2 * B, 'tokMeta'); // [B] (position, sequence row) u32
     this.tables = buf(S * this.blocksPerSeq, 'blockTables'); // [S, blocksPerSeq] u32
-    this.outRows = buf(S, 'outRows'); // [S] u32: token row whose logits each output row takes
+    this.outRows = buf(O, 'outRows'); // [O] u32: token row whose logits each output row takes
     this.idsScratch = new Uint32Array(B);
     this.metaScratch = new Uint32Array(2 * B);
     this.tableScratch = new Uint32Array(S * this.blocksPerSeq);
-    this.outScratch = new Uint32Array(S);
+    this.outScratch = new Uint32Array(O);
     const x = buf(B * D, 'x'); // [B, D] f32 residual stream
     const xn = buf(B * D, 'xn'); // [B, D] f32 normed
     const qkvWidth = (H + 2 * KVH) * HD;
@@ -119,9 +131,9 @@ export class ModelRunner {
     const attnOut = buf(B * H * HD, 'attnOut'); // [B, H, HD] f32
     const gu = buf(B * 2 * FF, 'gateUp'); // [B, 2 FF] f32: gate | up
     const act = buf(B * FF, 'act'); // [B, FF] f32
-    this.logits = buf(S * V, 'logits'); // [S, V] f32
-    this.sampleOut = buf(S * SAMPLE_OUT_WORDS, 'sampleOut'); // [S, 2 + 2 * 32] u32
-    this.staging = dev.createBuffer({ label: 'staging', size: S * SAMPLE_OUT_WORDS * 4, usage: MAP_READ | COPY_DST });
+    this.logits = buf(O * V, 'logits'); // [O, V] f32
+    this.sampleOut = buf(O * SAMPLE_OUT_WORDS, 'sampleOut'); // [O, 2 + 2 * 32] u32
+    this.staging = dev.createBuffer({ label: 'staging', size: O * SAMPLE_OUT_WORDS * 4, usage: MAP_READ | COPY_DST });
     const rope = ropeTableBuffer(
       ctx,
       { ropeDim: cfg.ropeDim, base: cfg.ropeBase, freqScale: cfg.ropeFreqScale, neox: cfg.neox, ...(w.ropeFreqs ? { freqFactors: w.ropeFreqs } : {}) },
@@ -151,7 +163,7 @@ export class ModelRunner {
     });
     this.finalNorm = new RmsNorm(ctx, x, w.outputNorm, xn, s, D, cfg.rmsEps, this.outRows);
     this.lmHead = new Matmul(ctx, w.output, xn, this.logits, s, { rowsFromOut: true });
-    this.sampler = new Sampler(ctx, this.logits, this.sampleOut, S, V);
+    this.sampler = new Sampler(ctx, this.logits, this.sampleOut, O, V);
     this.runtimeBytes = this.buffers.reduce((a, b) => a + b.size, 0);
   }
 
@@ -163,11 +175,12 @@ export class ModelRunner {
   /** GPU bytes a runner with these options allocates (KV pool, activations, tables), before it does. */
   static estimateBytes(cfg: ModelConfig, opts: RunnerOptions): number {
     const { dModel: D, ffDim: FF, numHeads: H, numKvHeads: KVH, headDim: HD, vocabSize: V } = cfg;
-    const { maxBatch: B, maxSeqs: S } = opts;
+    const { maxBatch: B, maxSeqs: S, maxOutputs: O } = opts;
     const perTokenActs = 2 * D + (H + 2 * KVH) * HD + H * HD + 3 * FF + 3;
     const rope = opts.maxContext * cfg.ropeDim;
-    const perSeq = Math.ceil(opts.maxContext / opts.blockSize) + 1 + V + 2 * SAMPLE_OUT_WORDS + 8;
-    return 4 * (B * perTokenActs + rope + S * perSeq) + ModelRunner.kvBytes(cfg, opts.numBlocks, opts.blockSize);
+    const perSeq = Math.ceil(opts.maxContext / opts.blockSize);
+    const perOut = 1 + V + 2 * SAMPLE_OUT_WORDS + 8;
+    return 4 * (B * perTokenActs + rope + S * perSeq + O * perOut) + ModelRunner.kvBytes(cfg, opts.numBlocks, opts.blockSize);
   }
 
   /**
@@ -249,9 +262,14 @@ export class ModelRunner {
         tables[r * this.blocksPerSeq + b] = id;
       }
       n += len;
+      if (q.sample && rows.length + Math.min(q.verify ?? 0, len - 1) + 1 > this.opts.maxOutputs)
+        throw new EngineError('BAD_REQUEST', `A step samples at most ${this.opts.maxOutputs} positions.`, { maxOutputs: this.opts.maxOutputs });
       if (q.sample) {
-        this.outScratch[rows.length] = n - 1;
-        rows.push(q.sample);
+        const k = Math.min(q.verify ?? 0, len - 1);
+        for (let i = k; i >= 0; i--) {
+          this.outScratch[rows.length] = n - 1 - i;
+          rows.push({ sampling: q.sample.sampling, counter: q.sample.counter + k - i });
+        }
         if (q.sample.sampling.logprobs > 0) logprobs = true;
       }
     });
@@ -292,12 +310,18 @@ export class ModelRunner {
     checkDevice(this.ctx);
     const f = new Float32Array(out.buffer);
     let row = 0;
-    return seqs.map((q) => {
-      if (!q.sample) return null;
+    const result = (q: StepSeq): StepResult => {
       const o = row++ * SAMPLE_OUT_WORDS;
       const top: { token: number; logprob: number }[] = [];
-      for (let i = 0; i < Math.min(q.sample.sampling.logprobs, 32); i++) top.push({ token: out[o + 2 + 2 * i]!, logprob: f[o + 3 + 2 * i]! });
+      for (let i = 0; i < Math.min(q.sample!.sampling.logprobs, 32); i++) top.push({ token: out[o + 2 + 2 * i]!, logprob: f[o + 3 + 2 * i]! });
       return { token: out[o]!, logprob: f[o + 1]!, topLogprobs: top };
+    };
+    return seqs.map((q) => {
+      if (!q.sample) return null;
+      const k = Math.min(q.verify ?? 0, q.tokens.length - 1);
+      if (k === 0) return result(q);
+      const chain = Array.from({ length: k + 1 }, () => result(q));
+      return { ...chain[k]!, chain };
     });
   }
 

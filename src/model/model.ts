@@ -105,5 +105,6 @@ function runnerOptions(ctx: GpuContext, cfg: ModelConfig, maxContext: number, ma
       `One KV block of this model needs ${blockSize * bytesPerToken} bytes in one buffer; this device binds at most ${limit}.`,
       { blockSize, bytesPerToken, maxBindingBytes: limit },
     );
-  return { maxContext, maxBatch, maxSeqs, blockSize, numBlocks: tokens / blockSize };
+  // Room for up to 32 drafted tokens per step beside one sample per sequence (speculative decoding).
+  return { maxContext, maxBatch, maxSeqs, maxOutputs: Math.min(maxSeqs + 32, maxBatch), blockSize, numBlocks: tokens / blockSize };
 }

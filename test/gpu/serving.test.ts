@@ -61,6 +61,29 @@ describe('serving on the GPU', () => {
     expect(warm.tokenLogprobs.length).toBe(cold.tokenLogprobs.length);
   });
 
+  test('speculative decoding (n-gram drafts, verified in the same pass) gives the plain greedy tokens, alone and batched', async () => {
+    const r = rng(9);
+    // Repetitive prompts (a phrase said three times), where prompt lookup drafts well.
+    const reqs: GenerateRequest[] = [0, 1, 2].map((i) => {
+      const phrase = words(model, r, 5 + i);
+      return { promptTokens: [...phrase, ...phrase, ...phrase], maxTokens: 40, temperature: 0 };
+    });
+    const plain: GenerateResult[] = [];
+    for (const q of reqs) plain.push(await generate(model, q));
+    const spec = { draft: 'ngram' as const, depth: 4 };
+    const before = model.scheduler.stats();
+    const alone = await generate(model, { ...reqs[0]!, speculative: spec });
+    expect(alone.tokens).toEqual(plain[0]!.tokens);
+    const together = await Promise.all(reqs.map((q) => generate(model, { ...q, speculative: spec })));
+    together.forEach((t, i) => expect(t.tokens, `request ${i}`).toEqual(plain[i]!.tokens));
+    const after = model.scheduler.stats();
+    const drafted = after.draftedTokens - before.draftedTokens;
+    const accepted = after.acceptedDraftTokens - before.acceptedDraftTokens;
+    console.log(`speculative: ${accepted} of ${drafted} drafted tokens accepted in ${after.verifySteps - before.verifySteps} verify steps`);
+    expect(accepted).toBeGreaterThan(0);
+    expect(model.runner.pool.stats().used).toBe(0);
+  });
+
   test('each sequence of a batch samples with its own temperature, top-k/p and seed', async () => {
     const r = rng(6);
     const reqs: GenerateRequest[] = [

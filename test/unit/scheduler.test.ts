@@ -6,7 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/api/errors.js';
-import { Scheduler, type SeqOutcome, type SeqRequest, type StepExecutor } from '../../src/engine/scheduler.js';
+import { ngramDraft, Scheduler, type SeqOutcome, type SeqRequest, type StepExecutor } from '../../src/engine/scheduler.js';
 import type { SamplingParams } from '../../src/kernels/sample.js';
 import { BlockPool } from '../../src/kv/block-pool.js';
 import type { StepResult, StepSeq } from '../../src/model/forward.js';
@@ -19,15 +19,18 @@ interface Opts {
   maxContext: number;
   maxBatch: number;
   maxSeqs: number;
+  maxOutputs: number;
   blockSize: number;
   numBlocks: number;
 }
 
 class FakeRunner implements StepExecutor {
   readonly pool: BlockPool;
+  /** Next token = the token 4 positions back (read through the table), bumped when the context hash says so: repetitive text, so n-gram drafts are often right and sometimes wrong. */
+  repetitive = false;
   /** Pool row → (position, token) written there. */
   private readonly rows = new Map<number, { pos: number; token: number }>();
-  readonly log: { blocks: number[]; startPos: number; n: number; sampled: boolean }[][] = [];
+  readonly log: { blocks: number[]; startPos: number; n: number; sampled: boolean; verify: number }[][] = [];
   constructor(readonly opts: Opts) {
     this.pool = new BlockPool(opts.numBlocks, opts.blockSize);
   }
@@ -35,7 +38,7 @@ class FakeRunner implements StepExecutor {
     const bs = this.opts.blockSize;
     const total = seqs.reduce((a, s) => a + s.tokens.length, 0);
     if (total > this.opts.maxBatch || seqs.length > this.opts.maxSeqs) throw new Error(`step of ${total} tokens / ${seqs.length} seqs`);
-    this.log.push(seqs.map((s) => ({ blocks: [...s.blocks], startPos: s.startPos, n: s.tokens.length, sampled: !!s.sample })));
+    this.log.push(seqs.map((s) => ({ blocks: [...s.blocks], startPos: s.startPos, n: s.tokens.length, sampled: !!s.sample, verify: s.verify ?? 0 })));
     const row = (s: StepSeq, pos: number): number => {
       const b = s.blocks[Math.floor(pos / bs)];
       if (b === undefined) throw new Error(`position ${pos} past the block table`);
@@ -44,24 +47,33 @@ class FakeRunner implements StepExecutor {
     };
     // Writes first (as rope_qkv before attention), then reads.
     for (const s of seqs) for (let i = 0; i < s.tokens.length; i++) this.rows.set(row(s, s.startPos + i), { pos: s.startPos + i, token: s.tokens[i]! });
+    /** The sample after position end - 1, with RNG counter `counter`. */
+    const next = (s: StepSeq, end: number, counter: number): StepResult => {
+      let h = 0x811c9dc5 ^ s.sample!.sampling.seed ^ Math.imul(counter + 1, 0x9e3779b1);
+      const read = (pos: number): number => {
+        const cell = this.rows.get(row(s, pos));
+        if (!cell || cell.pos !== pos) throw new Error(`position ${pos} reads a row holding ${JSON.stringify(cell)}`);
+        return cell.token;
+      };
+      for (let pos = 0; pos < end; pos++) h = Math.imul(h ^ read(pos), 0x01000193);
+      let token = (h >>> 0) % V;
+      if (this.repetitive && end >= 4) token = (read(end - 4) + ((h >>> 0) % 5 === 0 ? 1 : 0)) % V || 1;
+      return { token, logprob: -1, topLogprobs: [] };
+    };
     const out = seqs.map((s) => {
       if (!s.sample) return null;
       const end = s.startPos + s.tokens.length;
-      let h = 0x811c9dc5 ^ s.sample.sampling.seed ^ Math.imul(s.sample.counter + 1, 0x9e3779b1);
-      for (let pos = 0; pos < end; pos++) {
-        const cell = this.rows.get(row(s, pos));
-        if (!cell || cell.pos !== pos) throw new Error(`position ${pos} reads a row holding ${JSON.stringify(cell)}`);
-        h = Math.imul(h ^ cell.token, 0x01000193);
-      }
-      const token = (h >>> 0) % V;
-      return { token, logprob: -1, topLogprobs: [] };
+      const k = s.verify ?? 0;
+      if (k === 0) return next(s, end, s.sample.counter);
+      const chain = Array.from({ length: k + 1 }, (_, i) => next(s, end - k + i, s.sample!.counter + i));
+      return { ...chain[k]!, chain };
     });
     return Promise.resolve(out);
   }
 }
 
 const greedy: SamplingParams = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
-const opts = (o: Partial<Opts> = {}): Opts => ({ maxContext: 64, maxBatch: 16, maxSeqs: 8, blockSize: 4, numBlocks: 64, ...o });
+const opts = (o: Partial<Opts> = {}): Opts => ({ maxContext: 64, maxBatch: 16, maxSeqs: 8, maxOutputs: 24, blockSize: 4, numBlocks: 64, ...o });
 
 function req(promptTokens: number[], maxTokens: number, extra: Partial<SeqRequest> = {}): SeqRequest {
   return { promptTokens, maxTokens, sampling: { ...greedy, seed: promptTokens.length }, isEog: (t) => t === EOG, ...extra };
@@ -87,13 +99,13 @@ describe('Scheduler', () => {
     const p1 = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
     const a = await s.submit(req(p1, 3, { isEog: () => false }));
     expect(a.tokens).toHaveLength(3);
-    expect(f.log[0]).toEqual([{ blocks: [0, 1, 2], startPos: 0, n: 10, sampled: true }]);
+    expect(f.log[0]).toEqual([{ blocks: [0, 1, 2], startPos: 0, n: 10, sampled: true, verify: 0 }]);
     // 10 prompt + 2 fed generated tokens = 12 = 3 full blocks, all sealed; released tail first.
     expect(f.pool.stats()).toMatchObject({ used: 0, cached: 3 });
     const p2 = [...p1.slice(0, 8), 40, 41, 42];
     const b = await s.submit(req(p2, 2, { isEog: () => false }));
     expect(b.cachedTokens).toBe(8);
-    expect(f.log[3]).toEqual([{ blocks: [0, 1, 3], startPos: 8, n: 3, sampled: true }]);
+    expect(f.log[3]).toEqual([{ blocks: [0, 1, 3], startPos: 8, n: 3, sampled: true, verify: 0 }]);
     expect(b).toMatchObject({ tokens: (await solo(req(p2, 2, { isEog: () => false }))).tokens });
     expect(s.stats().prefixHitTokens).toBe(8);
   });
@@ -241,5 +253,87 @@ describe('Scheduler', () => {
     }
     expect(finished).toBeGreaterThan(32);
     expect(steps).toBeGreaterThan(0);
+  });
+});
+
+describe('speculative decoding (n-gram drafts, greedy verification)', () => {
+  it('ngramDraft proposes what followed the latest earlier occurrence of the longest matching suffix', () => {
+    expect(ngramDraft([1, 2, 3, 4, 1, 2, 3], 3, 3)).toEqual([4, 1, 2]);
+    expect(ngramDraft([5, 1, 2, 9, 9, 1, 2], 2, 3)).toEqual([9, 9]);
+    expect(ngramDraft([7, 8, 9], 4, 3)).toEqual([]);
+    // the latest occurrence wins, and a draft stops at the end of the context
+    expect(ngramDraft([1, 5, 1, 6, 1], 4, 1)).toEqual([6, 1]);
+  });
+
+  const spec = { draft: 'ngram' as const, depth: 4 };
+
+  it('gives token for token the plain greedy output, with fewer target passes, alone and batched', async () => {
+    const r = rng(11);
+    const reqs = [0, 1, 2, 3].map((i) => req(seqTokens(r, 6 + i), 40, { isEog: () => false }));
+    const plain: SeqOutcome[] = [];
+    for (const q of reqs) {
+      const f = new FakeRunner(opts({ maxSeqs: 1 }));
+      f.repetitive = true;
+      plain.push(await new Scheduler(f).submit(q));
+    }
+    const { s, f } = checked();
+    f.repetitive = true;
+    const outs = await Promise.all(reqs.map((q) => s.submit({ ...q, speculative: spec })));
+    outs.forEach((o, i) => expect(o.tokens, `request ${i}`).toEqual(plain[i]!.tokens));
+    const st = s.stats();
+    expect(st.acceptedDraftTokens).toBeGreaterThan(0);
+    expect(st.acceptedDraftTokens).toBeLessThan(st.draftedTokens); // some drafts were wrong, and rolled back
+    expect(f.log.some((step) => step.filter((q) => q.verify > 0).length >= 2)).toBe(true); // drafts of several sequences in one step
+    expect(f.pool.stats().used).toBe(0);
+  });
+
+  it('stops exactly where plain decoding stops: max_tokens, a stop from onToken, end-of-generation and an abort mid-draft', async () => {
+    const q = req([3, 4, 5, 6, 3, 4, 5], 23, { isEog: () => false });
+    const run = async (extra: Partial<SeqRequest>, speculative: boolean): Promise<SeqOutcome> => {
+      const f = new FakeRunner(opts());
+      f.repetitive = true;
+      const s = new Scheduler(f);
+      s.afterStep = () => s.checkInvariants();
+      const o = await s.submit({ ...q, ...extra, ...(speculative ? { speculative: spec } : {}) });
+      expect(f.pool.stats().used).toBe(0);
+      if (speculative && o.tokens.length > 8) expect(s.stats().acceptedDraftTokens).toBeGreaterThan(0);
+      return o;
+    };
+    for (const extra of [{}, { maxTokens: 9 }]) expect((await run(extra, true)).tokens).toEqual((await run(extra, false)).tokens);
+    const full = (await run({}, false)).tokens;
+    let seen = 0;
+    const stopAt5 = (): Partial<SeqRequest> => ({ onToken: () => ++seen % 100 === 5 });
+    seen = 0;
+    const a = await run(stopAt5(), true);
+    expect(a).toMatchObject({ finishReason: 'stop', tokens: full.slice(0, 5) });
+    const eog = full[7]!;
+    const b = await run({ isEog: (t) => t === eog }, true);
+    expect(b.tokens).toEqual(full.slice(0, full.indexOf(eog)));
+    const ac = new AbortController();
+    let n = 0;
+    const c = await run({ signal: ac.signal, onToken: () => void (++n === 6 && ac.abort()) }, true);
+    expect(c.finishReason).toBe('abort');
+    expect(c.tokens).toEqual(full.slice(0, c.tokens.length));
+  });
+
+  it('survives preemption on a small pool with the same output', async () => {
+    const r = rng(12);
+    const reqs = [0, 1, 2].map(() => req(seqTokens(r, 8), 20, { isEog: () => false }));
+    const { s, f } = checked({ numBlocks: 12 });
+    f.repetitive = true;
+    const outs = await Promise.all(reqs.map((q) => s.submit({ ...q, speculative: spec })));
+    expect(s.stats().preemptions).toBeGreaterThan(0);
+    expect(s.stats().acceptedDraftTokens).toBeGreaterThan(0);
+    for (const [i, q] of reqs.entries()) {
+      const g = new FakeRunner(opts({ numBlocks: 256, maxSeqs: 1 }));
+      g.repetitive = true;
+      expect(outs[i]!.tokens).toEqual((await new Scheduler(g).submit(q)).tokens);
+    }
+  });
+
+  it('a sampled request does not speculate', async () => {
+    const { s, f } = checked();
+    await s.submit(req([1, 2, 3, 1, 2, 3], 10, { isEog: () => false, sampling: { ...greedy, temperature: 0.7 }, speculative: spec }));
+    expect(f.log.every((step) => step.every((q) => q.verify === 0))).toBe(true);
   });
 });
