@@ -24,6 +24,9 @@ const arg = (name: string): string | undefined => {
 const modelPath = arg('--model') ?? join(REPO, 'demo/models/hearth-tiny.gguf');
 const MAX_TOKENS = 96;
 const DEPTHS = [2, 4, 8];
+/** Plain and speculative runs alternate this many times per row; the medians are reported (single runs swing ±20 % here). */
+const ROUNDS = 3;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const ctx = await acquireNodeDevice();
 const src = await fileSource(modelPath);
@@ -51,20 +54,30 @@ const rows: Row[] = [];
 await generate(model, { prompt: 'warm up', maxTokens: 8, temperature: 0 });
 for (const [name, text] of prompts) {
   const promptTokens = tok.encode(text, { addBos: tok.addBos });
-  const plain = await generate(model, { promptTokens, maxTokens: MAX_TOKENS, temperature: 0 });
   for (const depth of DEPTHS) {
-    const before = model.scheduler.stats();
-    const spec = await generate(model, { promptTokens, maxTokens: MAX_TOKENS, temperature: 0, speculative: { draft: 'ngram', depth } });
-    const after = model.scheduler.stats();
-    const drafted = after.draftedTokens - before.draftedTokens;
-    const accepted = after.acceptedDraftTokens - before.acceptedDraftTokens;
+    const plainRates: number[] = [];
+    const specRates: number[] = [];
+    let plain = await generate(model, { promptTokens, maxTokens: MAX_TOKENS, temperature: 0 });
+    let spec = plain;
+    let drafted = 0;
+    let accepted = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      plain = await generate(model, { promptTokens, maxTokens: MAX_TOKENS, temperature: 0 });
+      plainRates.push(plain.timings.decodeTokensPerS);
+      const before = model.scheduler.stats();
+      spec = await generate(model, { promptTokens, maxTokens: MAX_TOKENS, temperature: 0, speculative: { draft: 'ngram', depth } });
+      const after = model.scheduler.stats();
+      specRates.push(spec.timings.decodeTokensPerS);
+      drafted = after.draftedTokens - before.draftedTokens;
+      accepted = after.acceptedDraftTokens - before.acceptedDraftTokens;
+    }
     // Target passes after the prefill: one per decode step (each verifies its drafts, if any).
     const passes = spec.tokens.length - 1 - accepted;
     rows.push({
       prompt: name,
       depth,
-      plainTokPerS: plain.timings.decodeTokensPerS,
-      specTokPerS: spec.timings.decodeTokensPerS,
+      plainTokPerS: median(plainRates),
+      specTokPerS: median(specRates),
       drafted,
       accepted,
       passes,
@@ -85,7 +98,7 @@ const section = [
     .map((x) => x.toFixed(2))
     .join(
       ' / ',
-    )} at the end. Drafts: up to \`depth\` tokens that followed the latest earlier occurrence of the context's last 1–3 tokens; the target verifies them in the pass that computes its own next token. Tokens per target pass = generated tokens after the first ÷ decode passes.`,
+    )} at the end. Drafts: up to \`depth\` tokens that followed the latest earlier occurrence of the context's last 1–3 tokens; the target verifies them in the pass that computes its own next token. Tokens per target pass = generated tokens after the first ÷ decode passes. Decode tok/s: medians of ${ROUNDS} runs each, plain and speculative alternating.`,
   '',
   '| prompt | depth | plain decode tok/s | speculative decode tok/s | speedup | drafted | accepted | tokens per target pass | output identical |',
   '|---|---:|---:|---:|---:|---:|---:|---:|---|',
