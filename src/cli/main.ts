@@ -4,7 +4,8 @@
 import { EngineError } from '../api/errors.js';
 import { describeAdapter, type GpuContext } from '../gpu/device.js';
 import { acquireNodeDevice } from '../gpu/device-node.js';
-import { generate } from '../engine/generate.js';
+import { checkSpeculative, generate } from '../engine/generate.js';
+import type { SpeculativeOptions } from '../engine/scheduler.js';
 import { LocalEngine } from '../engine/local-engine.js';
 import { fileSource } from '../model/file-source-node.js';
 import { parseGGUF, GGUFMeta } from '../model/gguf.js';
@@ -16,7 +17,7 @@ const USAGE = `hearth — LLM inference on WebGPU
 
   hearth tokenize --model F.gguf --text S [--json]
   hearth generate --model F.gguf --prompt S --max-tokens N [--temperature T] [--top-k K]
-                  [--top-p P] [--seed N] [--logprobs K] [--json]
+                  [--top-p P] [--seed N] [--logprobs K] [--speculative '{"draft":"ngram","depth":4}'] [--json]
   hearth bench --model F.gguf [--browser] [--prompt-tokens 128] [--decode-tokens 128] [--json]
   hearth chat --model F.gguf --message S [--system S] [--max-tokens N] [--temperature T]
               [--top-p P] [--top-k K] [--seed N] [--json]   (the OpenAI-shaped Engine API; streams
@@ -118,6 +119,16 @@ async function withModel<T>(args: Args, fn: (m: LoadedModel, ctx: GpuContext, lo
 }
 
 async function runGenerate(args: Args): Promise<object> {
+  const specJson = args.str('speculative');
+  let speculative: SpeculativeOptions | undefined;
+  if (specJson !== undefined) {
+    try {
+      speculative = checkSpeculative(JSON.parse(specJson) as SpeculativeOptions);
+    } catch (e) {
+      if (e instanceof EngineError) throw e;
+      throw new EngineError('BAD_REQUEST', `--speculative must be a JSON object such as '{"draft":"ngram","depth":4}' (got ${specJson}).`);
+    }
+  }
   return withModel(args, async (model, _ctx, loadMs) => {
     const logprobs = args.int('logprobs', 0)!;
     const r = await generate(model, {
@@ -128,7 +139,9 @@ async function runGenerate(args: Args): Promise<object> {
       topP: args.num('top-p', 0.95)!,
       ...(args.int('seed') !== undefined ? { seed: args.int('seed')! } : {}),
       logprobs,
+      ...(speculative ? { speculative } : {}),
     });
+    const st = model.scheduler.stats();
     return {
       prompt_tokens: r.promptTokens,
       tokens: r.tokens,
@@ -136,6 +149,7 @@ async function runGenerate(args: Args): Promise<object> {
       ...(logprobs > 0 ? { logprobs: r.logprobs } : {}),
       finish_reason: r.finishReason,
       timings: { load_ms: loadMs, prefill_tokens_per_s: r.timings.prefillTokensPerS, decode_tokens_per_s: r.timings.decodeTokensPerS },
+      ...(speculative ? { speculative: { drafted_tokens: st.draftedTokens, accepted_tokens: st.acceptedDraftTokens, verify_steps: st.verifySteps } } : {}),
     };
   });
 }

@@ -33,6 +33,21 @@ describe('hearth CLI', () => {
     expect(r.json).toEqual({ tokens: tok.encode(text, { addBos: false }) });
   });
 
+  test('generate --speculative gives the plain greedy tokens and reports its drafts; a bad setting is BAD_REQUEST', async () => {
+    const base = ['generate', '--model', model, '--prompt', 'one two three one two three one two', '--max-tokens', '24', '--temperature', '0', '--json'];
+    const plain = await hearth(base);
+    const spec = await hearth([...base, '--speculative', '{"draft":"ngram","depth":3}']);
+    expect(spec.code).toBe(0);
+    expect(spec.json.tokens).toEqual(plain.json.tokens);
+    expect(spec.json.speculative).toMatchObject({ drafted_tokens: expect.any(Number), accepted_tokens: expect.any(Number) });
+    expect(plain.json.speculative).toBeUndefined();
+    const bad = await hearth([...base, '--speculative', '{"draft":"model"}']);
+    expect(bad.code).toBe(1);
+    expect(bad.json).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    const notJson = await hearth([...base, '--speculative', 'ngram']);
+    expect(notJson.json).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+  });
+
   test('generate --json follows the contract', async () => {
     const r = await hearth([
       'generate',

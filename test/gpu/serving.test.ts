@@ -203,3 +203,22 @@ describe('a pool smaller than the context', () => {
     await expect(load({ maxSeqs: 0 })).resolves.toMatchObject({ code: 'BAD_REQUEST', details: { maxSeqs: 0 } });
   });
 });
+
+describe('speculative decoding through the engine API', () => {
+  test('the engine default and the per-request setting give the plain greedy text; a bad setting is BAD_REQUEST', async () => {
+    const engine = await LocalEngine.load(await gpu(), await fileSource(fixturePath(FIXTURE)), { maxContext: 256, speculative: { draft: 'ngram', depth: 4 } });
+    try {
+      const prompt = 'one two three one two three one two three';
+      const off = await engine.completions.create({ prompt, max_tokens: 64, temperature: 0, speculative: null });
+      const before = engine.loaded.scheduler.stats().verifySteps;
+      const on = await engine.completions.create({ prompt, max_tokens: 64, temperature: 0 });
+      expect(on.choices[0]!.text).toBe(off.choices[0]!.text);
+      expect(engine.loaded.scheduler.stats().verifySteps).toBeGreaterThan(before);
+      await expect(engine.completions.create({ prompt, max_tokens: 4, temperature: 0, speculative: { draft: 'ngram', depth: 99 } })).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+      });
+    } finally {
+      await engine.unload();
+    }
+  });
+});
