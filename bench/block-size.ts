@@ -4,8 +4,8 @@
 // the bundled tiny model. `npx tsx bench/block-size.ts [--write]` rewrites the block-size section
 // of BENCHMARKS.md.
 
-import { readFileSync, writeFileSync } from 'node:fs';
 import { register } from 'node:module';
+import { writeBenchmarksSection } from './report.js';
 import { join } from 'node:path';
 import type { StepSeq } from '../src/model/forward.js';
 
@@ -114,13 +114,5 @@ const table = [
   'Command: `npx tsx bench/block-size.ts --write`.',
 ].join('\n');
 process.stdout.write(table + '\n');
-if (process.argv.includes('--write')) {
-  const path = join(import.meta.dirname, '../BENCHMARKS.md');
-  const md = readFileSync(path, 'utf8');
-  const [a, b] = ['<!-- blocksize:start -->', '<!-- blocksize:end -->'];
-  const block = `${a}\n${table}\n${b}`;
-  const i = md.indexOf(a);
-  const j = md.indexOf(b);
-  writeFileSync(path, i >= 0 && j > i ? md.slice(0, i) + block + md.slice(j + b.length) : `${md.trimEnd()}\n\n${block}\n`);
-}
+if (process.argv.includes('--write')) writeBenchmarksSection('blocksize', table);
 process.exit(0);

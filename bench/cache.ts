@@ -4,20 +4,17 @@
 // Flags: --samples 5 (hit/miss pairs)  --max-tokens 64  --sizes 1000,2000,4096,10000,100000  --lookups 15  --json FILE  --write
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { register } from 'node:module';
-import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { cpuModel, gitDescribe, REPO, writeBenchmarksSection } from './report.js';
 import type { ChatCompletionMessageParam } from '../src/index.js';
 import { rng } from '../test/fixtures/random.js';
 
 // src/ imports WGSL with Vite's `?raw`; the hook must be registered before src/ is imported (dynamically, below).
 register('../bin/wgsl-hooks.mjs', import.meta.url);
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const MARK_START = '<!-- cache:start -->';
-const MARK_END = '<!-- cache:end -->';
 const MODEL = join(REPO, 'demo', 'models', 'hearth-tiny.gguf');
 
 const log = (s: string): void => {
@@ -155,25 +152,6 @@ interface EmbedRow {
   texts: number;
   texts_per_s: number;
   note: string;
-}
-
-function cpuModel(): string {
-  const c = cpus();
-  return `${c.length} × ${c[0]?.model.trim() ?? 'unknown CPU'}`;
-}
-
-function gitDescribe(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'shaders'], {
-      cwd: REPO,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-    return dirty === '' ? head : `${head} with uncommitted changes in src/ or shaders/ (other engineers' work in progress)`;
-  } catch {
-    return 'unknown';
-  }
 }
 
 async function main(): Promise<number> {
@@ -382,14 +360,7 @@ async function main(): Promise<number> {
   const md = markdown(result, o);
   process.stdout.write(md);
   if (o.write) {
-    const path = join(REPO, 'BENCHMARKS.md');
-    let text = readFileSync(path, 'utf8');
-    const block = `${MARK_START}\n${md}\n${MARK_END}`;
-    const a = text.indexOf(MARK_START);
-    const b = text.indexOf(MARK_END);
-    if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + MARK_END.length);
-    else text = `${text.trimEnd()}\n\n${block}\n`;
-    writeFileSync(path, text);
+    writeBenchmarksSection('cache', md);
     log('BENCHMARKS.md updated');
   }
   return 0;

@@ -1,12 +1,11 @@
 // `npm run bench`: hearth (Node and Chromium), wllama, llama.cpp and the device ceilings on the benchmark models; JSON on stdout, table in BENCHMARKS.md.
 // A new backend adds a phase in main() that pushes Row objects; the tables follow from the rows.
 
-import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { register } from 'node:module';
-import { cpus, loadavg, totalmem } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cpus, loadavg } from 'node:os';
+import { basename } from 'node:path';
+import { cpuModel, machineInfo, writeBenchmarksSection } from './report.js';
 import { benchPrompt, type BenchResult, type KernelTime } from '../src/engine/bench.js';
 import type { Ceilings } from '../src/gpu/probes.js';
 import type { PageBenchOptions, PageBenchResult } from '../demo/bench.js';
@@ -14,10 +13,6 @@ import { BENCH_OUT, BENCH_SHAPE, BENCH_TYPES, TOKENIZER_CHECK_TEXT, TYPE_MIX, en
 
 // src/ imports WGSL with Vite's `?raw`; bin/hearth.js registers the same hook for the CLI.
 register('../bin/wgsl-hooks.mjs', import.meta.url);
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const MARK_START = '<!-- bench:start -->';
-const MARK_END = '<!-- bench:end -->';
 
 const log = (s: string): void => {
   process.stderr.write(`bench: ${s}\n`);
@@ -116,11 +111,6 @@ function ceilingRatio(r: BenchResult, c: Ceilings | null): Row['ratio_to_ceiling
     prefill: (r.flops_per_token * r.prefill_tokens_per_s) / (c.matmulGflops * 1e9),
     decode: (r.weight_bytes_per_token * r.decode_tokens_per_s) / (c.readGBps * 1e9),
   };
-}
-
-function cpuModel(): string {
-  const c = cpus();
-  return `${c.length} × ${c[0]?.model.trim() ?? 'unknown CPU'}`;
 }
 
 async function main(): Promise<number> {
@@ -341,13 +331,9 @@ async function main(): Promise<number> {
     wall_s: wallS,
     phase_s: phaseS,
     machine: {
-      cpu: cpuModel(),
-      cores: cpus().length,
-      memory_gib: totalmem() / 2 ** 30,
+      ...machineInfo(),
       load_average_start: loadStart,
       load_average_end: loadavg(),
-      node: process.version,
-      git: gitDescribe(),
     },
     adapters: { node: nodeAdapter, chromium: browserAdapter },
     chromium,
@@ -363,19 +349,11 @@ async function main(): Promise<number> {
   };
   process.stdout.write(JSON.stringify(result) + '\n');
   if (o.write) {
-    writeBenchmarksMd(renderMarkdown(result));
+    writeBenchmarksSection('bench', renderMarkdown(result), { first: true });
     log('rewrote the bench section of BENCHMARKS.md');
   }
   log(`wall time ${wallS.toFixed(0)} s${failures.length > 0 ? `, ${failures.length} failure(s)` : ''}`);
   return failures.length > 0 ? 1 : 0;
-}
-
-function gitDescribe(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 // ---- BENCHMARKS.md ----------------------------------------------------------------------------
@@ -459,22 +437,6 @@ function renderMarkdown(r: BenchRun): string {
     L.push('');
   }
   return L.join('\n');
-}
-
-function writeBenchmarksMd(section: string): void {
-  const path = join(REPO, 'BENCHMARKS.md');
-  const text = readFileSync(path, 'utf8');
-  const block = `${MARK_START}\n${section}\n${MARK_END}`;
-  const a = text.indexOf(MARK_START);
-  const b = text.indexOf(MARK_END);
-  let out: string;
-  if (a >= 0 && b > a) out = text.slice(0, a) + block + text.slice(b + MARK_END.length);
-  else {
-    // First run: the section goes before the first second-level heading.
-    const h = text.indexOf('\n## ');
-    out = h >= 0 ? `${text.slice(0, h + 1)}${block}\n\n${text.slice(h + 1)}` : `${text.trimEnd()}\n\n${block}\n`;
-  }
-  writeFileSync(path, out);
 }
 
 main().then(

@@ -6,12 +6,11 @@
 //        --concurrency 1,2,4,8,16  --max-tokens 32  --user-tokens 24  --system-tokens 1000  --samples 2 (cold and warm each)
 //        --robust (Dawn bounds checks on)  --quick (1,2,4 chats, 8 tokens, 256-token system prompt, 1 sample)  --json FILE  --write
 
-import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { register } from 'node:module';
-import { cpus, loadavg, totalmem } from 'node:os';
-import { basename, dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadavg } from 'node:os';
+import { basename, relative } from 'node:path';
+import { cpuModel, machineInfo, REPO, writeBenchmarksSection } from './report.js';
 import type { ChatCompletionMessageParam, LocalEngine, LocalEngineOptions, ModelConfig } from '../src/index.js';
 import { CORPUS } from '../test/fixtures/vocab.js';
 import { rng } from '../test/fixtures/random.js';
@@ -19,10 +18,6 @@ import { BENCH_TYPES, TYPE_MIX, ensureBenchModels, type BenchType } from './mode
 
 // src/ imports WGSL with Vite's `?raw`; the hook must be registered before src/ is imported (dynamically, below).
 register('../bin/wgsl-hooks.mjs', import.meta.url);
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const MARK_START = '<!-- serving:start -->';
-const MARK_END = '<!-- serving:end -->';
 
 const log = (s: string): void => {
   process.stderr.write(`bench:serving: ${s}\n`);
@@ -316,25 +311,6 @@ function mode(samples: Sample[], start: number): ModeResult {
   };
 }
 
-function cpuModel(): string {
-  const c = cpus();
-  return `${c.length} × ${c[0]?.model.trim() ?? 'unknown CPU'}`;
-}
-
-function gitDescribe(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'shaders'], {
-      cwd: REPO,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-    return dirty === '' ? head : `${head} with uncommitted changes in src/ or shaders/`;
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const o = parseArgs(argv);
@@ -428,13 +404,9 @@ async function main(): Promise<number> {
     wall_s: (performance.now() - t0) / 1000,
     phase_s: phaseS,
     machine: {
-      cpu: cpuModel(),
-      cores: cpus().length,
-      memory_gib: totalmem() / 2 ** 30,
+      ...machineInfo(),
       load_average_start: loadStart,
       load_average_end: loadavg(),
-      node: process.version,
-      git: gitDescribe(),
       adapter,
     },
     model: {
@@ -468,7 +440,7 @@ async function main(): Promise<number> {
     log(`wrote ${o.json}`);
   }
   if (o.write) {
-    writeBenchmarksMd(md);
+    writeBenchmarksSection('serving', md);
     log('rewrote the serving section of BENCHMARKS.md');
   }
   log(`wall time ${run.wall_s.toFixed(0)} s`);
@@ -541,16 +513,6 @@ function renderMarkdown(r: ServingRun, mix: string | null): string {
     '',
   );
   return L.join('\n');
-}
-
-function writeBenchmarksMd(section: string): void {
-  const path = join(REPO, 'BENCHMARKS.md');
-  const text = readFileSync(path, 'utf8');
-  const block = `${MARK_START}\n${section}\n${MARK_END}`;
-  const a = text.indexOf(MARK_START);
-  const b = text.indexOf(MARK_END);
-  const out = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + MARK_END.length) : `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(path, out);
 }
 
 main().then(

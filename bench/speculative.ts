@@ -4,8 +4,8 @@
 // be). `npx tsx bench/speculative.ts [--model F.gguf] [--write]` rewrites the speculative section
 // of BENCHMARKS.md.
 
-import { readFileSync, writeFileSync } from 'node:fs';
 import { register } from 'node:module';
+import { writeBenchmarksSection } from './report.js';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
@@ -110,13 +110,5 @@ const section = [
   'Command: `npx tsx bench/speculative.ts --write`. Draft models, self-drafting, token trees and the sampling verifiers (SpecHub, RRS) are not built yet (issue 7).',
 ].join('\n');
 process.stdout.write(section + '\n');
-if (process.argv.includes('--write')) {
-  const path = join(REPO, 'BENCHMARKS.md');
-  const md = readFileSync(path, 'utf8');
-  const [a, b] = ['<!-- speculative:start -->', '<!-- speculative:end -->'];
-  const block = `${a}\n${section}\n${b}`;
-  const i = md.indexOf(a);
-  const j = md.indexOf(b);
-  writeFileSync(path, i >= 0 && j > i ? md.slice(0, i) + block + md.slice(j + b.length) : `${md.trimEnd()}\n\n${block}\n`);
-}
+if (process.argv.includes('--write')) writeBenchmarksSection('speculative', section);
 process.exit(rows.every((r) => r.identical) ? 0 : 1);
