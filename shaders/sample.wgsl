@@ -252,6 +252,8 @@ var<workgroup> taken: array<u32, 32>;
 @compute @workgroup_size(WG)
 fn top_logprobs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let p = begin_row(wid.x);
+  // Rows of the step that asked for none skip the two scans over the vocabulary.
+  if (p.numLogprobs == 0u) { return; }
   argmax_all(t);
   let mx = workgroupUniformLoad(&rf[0]);
   let lse = log_sum_exp(t, mx);
