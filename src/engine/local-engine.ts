@@ -568,8 +568,8 @@ function usage(r: GenerateResult): CompletionUsage {
   };
 }
 
-/** The request's speculative setting, else the engine's (null in the request turns it off). */
+/** The request's speculative setting, else the engine's (null in the request turns it off); generate() checks it. */
 function speculativeOf(p: SamplingRequestParams, engineDefault: SpeculativeOptions | null): { speculative: SpeculativeOptions } | null {
   const s = p.speculative === undefined ? engineDefault : p.speculative;
-  return s ? { speculative: checkSpeculative(s) } : null;
+  return s ? { speculative: s } : null;
 }
