@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Attention } from '../../src/kernels/attention.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
 import { attentionRef } from '../../src/ref/attention.js';
-import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledBlocks, TOL, TUNINGS, validated, withTuning, type PagedSeq } from './helpers.js';
+import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledSeqs, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 interface Case {
   /** (startPos, M) per sequence. */
@@ -65,16 +65,7 @@ describe('paged attention', () => {
       const r = rng(c.seqs.length * 7919 + c.seqs[0]![0] * 31 + numHeads * 7 + headDim + blockSize);
       const kvWidth = numKvHeads * headDim;
       const qWidth = numHeads * headDim;
-      const need = c.seqs.map(([p, m]) => Math.ceil((p + m) / blockSize));
-      const numBlocks = need.reduce((a, b) => a + b, 0) + 3; // spare blocks nobody points at
-      const ids = shuffledBlocks(r, numBlocks, numBlocks);
-      let at = 0;
-      const seqs: PagedSeq[] = c.seqs.map(([startPos, M], i) => {
-        const blocks = ids.slice(at, at + need[i]!);
-        at += need[i]!;
-        return { startPos, M, blocks };
-      });
-      const M = seqs.reduce((a, s) => a + s.M, 0);
+      const { seqs, numBlocks, M } = shuffledSeqs(r, c.seqs, blockSize, 3); // 3 spare blocks nobody points at
       const rows = numBlocks * blockSize;
       const k = new Float32Array(rows * kvWidth).fill(NaN);
       const v = new Float32Array(rows * kvWidth).fill(NaN);

@@ -14,7 +14,7 @@ import { attentionRef } from '../../src/ref/attention.js';
 import { matmulRef } from '../../src/ref/matmul.js';
 import { ropeRef } from '../../src/ref/rope.js';
 import { swigluRef } from '../../src/ref/swiglu.js';
-import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledBlocks, TOL, TUNINGS, validated, withTuning, type PagedSeq } from './helpers.js';
+import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledSeqs, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 function run(ctx: Awaited<ReturnType<typeof gpu>>, encode: (pass: GPUComputePassEncoder) => void): Promise<void> {
   return validated(ctx, () => {
@@ -53,16 +53,7 @@ describe('rope_qkv', () => {
       const width = (c.H + 2 * c.KVH) * c.HD;
       const kvw = c.KVH * c.HD;
       const bs = c.blockSize;
-      const need = c.seqs.map(([p, m]) => Math.ceil((p + m) / bs));
-      const numBlocks = need.reduce((a, b) => a + b, 0) + 2;
-      const ids = shuffledBlocks(r, numBlocks, numBlocks);
-      let at = 0;
-      const seqs: PagedSeq[] = c.seqs.map(([startPos, M], i) => {
-        const blocks = ids.slice(at, at + need[i]!);
-        at += need[i]!;
-        return { startPos, M, blocks };
-      });
-      const M = seqs.reduce((a, q) => a + q.M, 0);
+      const { seqs, numBlocks, M } = shuffledSeqs(r, c.seqs, bs, 2);
       const maxPos = Math.max(...seqs.map((q) => q.startPos + q.M));
       const rows = numBlocks * bs;
       const qkv = randn(r, M * width);

@@ -109,12 +109,28 @@ export function pagedStep(ctx: GpuContext, seqs: readonly PagedSeq[], blockSize:
   };
 }
 
-/** `count` distinct block ids out of 0 .. numBlocks - 1 in a seeded random order. */
-export function shuffledBlocks(r: () => number, numBlocks: number, count: number): number[] {
+/**
+ * Sequences (startPos, M) with block tables drawn from a seeded shuffle of a pool that has `spare`
+ * blocks nobody points at. Returns the sequences, the pool size and the step's token count.
+ */
+export function shuffledSeqs(
+  r: () => number,
+  specs: readonly [startPos: number, M: number][],
+  blockSize: number,
+  spare: number,
+): { seqs: PagedSeq[]; numBlocks: number; M: number } {
+  const need = specs.map(([p, m]) => Math.ceil((p + m) / blockSize));
+  const numBlocks = need.reduce((a, b) => a + b, 0) + spare;
   const ids = Array.from({ length: numBlocks }, (_, i) => i);
   for (let i = ids.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
     [ids[i], ids[j]] = [ids[j]!, ids[i]!];
   }
-  return ids.slice(0, count);
+  let at = 0;
+  const seqs = specs.map(([startPos, M], i) => {
+    const blocks = ids.slice(at, at + need[i]!);
+    at += need[i]!;
+    return { startPos, M, blocks };
+  });
+  return { seqs, numBlocks, M: seqs.reduce((a, q) => a + q.M, 0) };
 }
