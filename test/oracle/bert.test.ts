@@ -2,15 +2,14 @@
 // generated fixtures, F32, F16 and Q8_0: cosine >= 0.999 per sentence, and the same tokens. llama.cpp pools as the
 // file's bert.pooling_type says (mean here); its vectors are not normalized, so cosine is the measure.
 
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddingModel, type EmbeddingModel } from '../../src/model/bert.js';
 import { bufferSource } from '../../src/model/byte-source.js';
 import { BERT_FIXTURES, bertFixturePath, EMBED_SENTENCES } from '../fixtures/bert.js';
 import { CORPUS } from '../fixtures/vocab.js';
 import { gpu } from '../gpu/helpers.js';
+import { runLlamaChild } from './llama-cpp.js';
 import { cosine, RefBert } from './ref-bert.js';
 
 /** The test sentences plus longer corpus passages (up to ~40 tokens); llama.cpp returns nothing for '', so it is left out. */
@@ -21,16 +20,7 @@ const TEXTS = [...EMBED_SENTENCES.filter((s) => s !== ''), CORPUS.slice(0, 160),
 const MIN_COS_LLAMA = 0.999;
 
 async function llamaEmbeddings(jobs: { modelPath: string; texts: string[] }[]): Promise<{ vectors: number[][]; tokens: number[][] }[]> {
-  const script = fileURLToPath(new URL('./llama-embed-cli.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (d: Buffer) => out.push(d));
-  child.stderr.on('data', (d: Buffer) => err.push(d));
-  child.stdin.end(JSON.stringify(jobs));
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  if (code !== 0) throw new Error(`llama.cpp embedding oracle failed (${code}): ${Buffer.concat(err).toString()}`);
-  return JSON.parse(Buffer.concat(out).toString('utf8')) as { vectors: number[][]; tokens: number[][] }[];
+  return runLlamaChild('./llama-embed-cli.ts', jobs, 'llama.cpp embedding oracle');
 }
 
 const specs = Object.values(BERT_FIXTURES);

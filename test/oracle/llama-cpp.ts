@@ -76,19 +76,27 @@ export interface OracleJob {
   vocabSize: number;
 }
 
-/** Run llama.cpp jobs in a child process (see llama-cpp-cli.ts for why). */
-export async function oracle(jobs: OracleJob[]): Promise<OracleRun[]> {
+/**
+ * Run a node-llama-cpp script (path relative to this file) in a child process with `input` as JSON
+ * on stdin, and parse its stdout as JSON. A child process, because node-llama-cpp and Dawn abort
+ * when loaded in one process (see llama-cpp-cli.ts).
+ */
+export async function runLlamaChild<T>(script: string, input: unknown, what: string): Promise<T> {
   const { spawn } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
-  const script = fileURLToPath(new URL('./llama-cpp-cli.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(script, import.meta.url))], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => out.push(d));
   child.stderr.on('data', (d: Buffer) => err.push(d));
-  child.stdin.end(JSON.stringify(jobs));
+  child.stdin.end(JSON.stringify(input));
   const code = await new Promise<number | null>((res) => child.on('close', res));
-  if (code !== 0) throw new Error(`llama.cpp oracle failed (${code}): ${Buffer.concat(err).toString()}`);
-  const parsed = JSON.parse(Buffer.concat(out).toString('utf8')) as { tokens: number[]; probs: number[][] }[];
+  if (code !== 0) throw new Error(`${what} failed (${code}): ${Buffer.concat(err).toString()}`);
+  return JSON.parse(Buffer.concat(out).toString('utf8')) as T;
+}
+
+/** Run llama.cpp jobs in a child process. */
+export async function oracle(jobs: OracleJob[]): Promise<OracleRun[]> {
+  const parsed = await runLlamaChild<{ tokens: number[]; probs: number[][] }[]>('./llama-cpp-cli.ts', jobs, 'llama.cpp oracle');
   return parsed.map((r) => ({ tokens: r.tokens, probs: r.probs.map((p) => Float64Array.from(p)) }));
 }
