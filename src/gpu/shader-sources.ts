@@ -6,6 +6,7 @@ import attention from '../../shaders/attention.wgsl?raw';
 import cacheScan from '../../shaders/cache-scan.wgsl?raw';
 import encoderAttention from '../../shaders/encoder-attention.wgsl?raw';
 import gelu from '../../shaders/gelu.wgsl?raw';
+import kvMove from '../../shaders/kv-move.wgsl?raw';
 import layerNorm from '../../shaders/layer-norm.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
 import matmulSubgroups from '../../shaders/matmul-subgroups.wgsl?raw';
@@ -14,6 +15,7 @@ import probe from '../../shaders/probe.wgsl?raw';
 import rmsNorm from '../../shaders/rms-norm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
 import sample from '../../shaders/sample.wgsl?raw';
+import spec from '../../shaders/spec.wgsl?raw';
 import swiglu from '../../shaders/swiglu.wgsl?raw';
 
 export const SHADERS = {
@@ -22,6 +24,7 @@ export const SHADERS = {
   'cache-scan': cacheScan,
   'encoder-attention': encoderAttention,
   gelu,
+  'kv-move': kvMove,
   'layer-norm': layerNorm,
   matmul,
   // matmul.wgsl plus its subgroup entry points; only compiled on adapters with `subgroups`.
@@ -31,6 +34,7 @@ export const SHADERS = {
   'rms-norm': rmsNorm,
   rope,
   sample,
+  spec,
   swiglu,
 } as const;
 
