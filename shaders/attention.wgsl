@@ -1,8 +1,11 @@
 // Causal grouped-query attention over a paged KV cache, for any mix of prefill and decode tokens
 // of several sequences in one step. Token m belongs to the sequence in table row tokMeta[m].y and
-// sits at position tokMeta[m].x: it attends to that sequence's keys 0 ..= its position, key j in
-// block tables[row * blocksPerSeq + j / blockSize] at row j % blockSize. One workgroup per
-// (query token, head); keys are streamed in chunks of 64 with an online softmax, so any context
+// its K/V sit at slot position z = tokMeta[m].z: it attends to that sequence's keys 0 ..= z, key j
+// in block tables[row * blocksPerSeq + j / blockSize] at row j % blockSize, except that key z - b
+// for b < 32 is skipped when bit b of tokMeta[m].w is clear. A plain token has w = all ones; a
+// token-tree node (speculative decoding, src/spec/tree.ts) sets the bits of its ancestors only, so
+// sibling branches fed in one pass do not see each other (the tree attention mask). One workgroup
+// per (query token, head); keys are streamed in chunks of 64 with an online softmax, so any context
 // length fits in fixed workgroup memory. headDim <= 256.
 
 struct Params {
@@ -23,13 +26,20 @@ struct Step { numTokens: u32, numOut: u32, _s0: u32, _s1: u32 } // numOut: rows 
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;    // [M, numHeads, headDim] f32
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> step: Step;
-@group(0) @binding(6) var<storage, read> tokMeta: array<vec2<u32>>; // [M] (position, sequence row of `tables`)
+@group(0) @binding(6) var<storage, read> tokMeta: array<vec4<u32>>; // [M] (RoPE position, sequence row of `tables`, KV slot position, visibility of the 32 keys up to the slot)
 @group(0) @binding(7) var<storage, read> tables: array<u32>;        // [sequence rows, blocksPerSeq] block ids
 
 // Cache row of position `pos` of the sequence in table row `seqRow`.
 fn kv_slot(seqRow: u32, pos: u32) -> u32 {
   let b = tables[seqRow * p.blocksPerSeq + (pos >> p.blockShift)];
   return (b << p.blockShift) | (pos & ((1u << p.blockShift) - 1u));
+}
+
+// Whether token meta `tm` sees key j (j <= its slot): all keys more than 31 before the slot, the
+// others by their bit of the mask.
+fn visible(tm: vec4<u32>, j: u32) -> bool {
+  let b = tm.z - j;
+  return b >= 32u || ((tm.w >> b) & 1u) != 0u;
 }
 
 fn q_stride() -> u32 { return select(p.numHeads * p.headDim, p.qStride, p.qStride != 0u); }
@@ -53,7 +63,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
 
   let tm = tokMeta[m];
-  let nKeys = tm.x + 1u; // causal: keys 0 ..= own position
+  let nKeys = tm.z + 1u; // causal: keys 0 ..= own slot (key 0 is always visible)
   let kvStride = p.numKvHeads * hd;
   var runMax = -3.0e38;
   var runSum = 0.0;
@@ -61,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var c0 = 0u; c0 < nKeys; c0 += WG) {
     let j = c0 + t;
     var s = -3.0e38;
-    if (j < nKeys) {
+    if (j < nKeys && visible(tm, j)) {
       let kb = kv_slot(tm.y, j) * kvStride + kvh * hd;
       var dotv = 0.0;
       for (var d = 0u; d < hd; d++) { dotv += qs[d] * Kc[kb + d]; }
@@ -80,6 +90,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var chunkSum = 0.0;
     for (var i = 0u; i < 4u; i++) { acc[i] *= corr; }
     for (var jj = 0u; jj < cnt; jj++) {
+      if (sc[jj] <= -3.0e38) { continue; } // masked: its V row may be another branch's garbage
       let pj = exp(sc[jj] - newMax);
       chunkSum += pj;
       let vb = kv_slot(tm.y, c0 + jj) * kvStride + kvh * hd;
@@ -115,12 +126,13 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   let ob = (m * p.numHeads + h) * hd;
   let kvStride = p.numKvHeads * hd;
   let tm = tokMeta[m];
-  let nKeys = tm.x + 1u;
+  let nKeys = tm.z + 1u;
   var o: array<f32, MAX_HD>;
   for (var d = 0u; d < hd; d++) { o[d] = 0.0; }
   var runMax = -3.0e38;
   var runSum = 0.0;
   for (var j = 0u; j < nKeys; j++) {
+    if (!visible(tm, j)) { continue; }
     let kb = kv_slot(tm.y, j) * kvStride + kvh * hd;
     var s = 0.0;
     for (var d = 0u; d < hd; d++) { s += Q[qb + d] * Kc[kb + d]; }

@@ -1,4 +1,4 @@
-// Rotary position embedding, in place on [M, numHeads, headDim] rows, token m at position
+// Rotary position embedding, in place on [M, numHeads, headDim] rows, token m at RoPE position
 // tokMeta[m].x (a step mixes tokens of several sequences, each at its own position).
 // cos/sin come from a table built on the CPU in float64 (GPU sin/cos lose accuracy at large
 // angles); `neox` selects pairs (i, i + ropeDim/2) instead of (2i, 2i + 1).
@@ -15,7 +15,7 @@ struct Step { numTokens: u32, numOut: u32, _s0: u32, _s1: u32 } // numOut: rows 
 @group(0) @binding(1) var<storage, read> cosSin: array<vec2<f32>>; // [maxPos, ropeDim / 2] (cos, sin)
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
-@group(0) @binding(8) var<storage, read> tokMeta: array<vec2<u32>>; // [M] (position, sequence row of `tables`)
+@group(0) @binding(8) var<storage, read> tokMeta: array<vec4<u32>>; // [M] (RoPE position, sequence row, KV slot position, attention mask; see attention.wgsl)
 
 // Indices of rotated pair i of a head starting at `base`: (2i, 2i + 1), or (i, i + half) for NeoX.
 fn pair(base: u32, i: u32, half: u32, neox: bool) -> vec2<u32> {
@@ -45,7 +45,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 // Fused form for a qkv row [q heads | k heads | v heads] per token (one matmul wrote it): rotates
 // the q heads in place, writes the rotated k heads and the v heads into the paged KV cache at the
-// token's slot: block tables[seqRow * blocksPerSeq + pos / blockSize], row pos % blockSize. One
+// token's slot z = tokMeta[m].z: block tables[seqRow * blocksPerSeq + z / blockSize], row
+// z % blockSize (a token-tree node's slot differs from its RoPE position, its depth). One
 // dispatch instead of two RoPEs and two copies; the cache is written once.
 struct QkvParams {
   numHeads: u32,
@@ -104,7 +105,7 @@ fn rope_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let tm = tokMeta[m];
   let pos = tm.x;
   let row = m * (qp.numHeads + 2u * qp.numKvHeads) * hd;
-  let cacheRow = kv_slot(tm.y, pos) * kvElems;
+  let cacheRow = kv_slot(tm.y, tm.z) * kvElems;
   if (j < qPairs) {
     // q: one thread per rotated pair, in place
     let h = j / half;

@@ -53,11 +53,21 @@ export interface SamplingRequestParams {
   /** hearth's extension: abort the request. See {@link FinishReason} for how an abort is reported. */
   signal?: AbortSignal;
   /**
-   * hearth's extension: speculative decoding for greedy requests (temperature 0). `ngram` drafts up
-   * to `depth` tokens (default 4) by prompt lookup and the model verifies them in one pass; the
-   * output is exactly the plain greedy output. Default: the engine's `speculative` option.
+   * hearth's extension: speculative decoding. `draft`: 'ngram' (prompt lookup) or 'self:N' (the
+   * model's own first N blocks); `tree`: { width, depth } (default a chain of 4); `method`: the
+   * verifier for sampled requests, 'spechub' (width 2), 'rrs' or 'rrs-wo' (lossless: the output is
+   * distributed as plain sampling; top_k / top_p requests decode plainly), or 'greedy'
+   * (temperature 0 only). Greedy requests give exactly the plain greedy output. Default: the
+   * engine's `speculative` option; null turns it off.
    */
-  speculative?: { draft: 'ngram'; depth?: number; ngram?: number } | null;
+  speculative?: {
+    draft: 'ngram' | `self:${number}`;
+    tree?: { width?: number; depth?: number };
+    depth?: number;
+    method?: 'spechub' | 'rrs' | 'rrs-wo' | 'greedy';
+    draftTemperature?: number;
+    ngram?: number;
+  } | null;
 }
 
 /** hearth's extension: answer from the engine's semantic cache (src/cache/semantic-cache.ts). */

@@ -5,7 +5,7 @@ import { EngineError } from '../api/errors.js';
 import { describeAdapter, type GpuContext } from '../gpu/device.js';
 import { acquireNodeDevice } from '../gpu/device-node.js';
 import { checkSpeculative, generate } from '../engine/generate.js';
-import type { SpeculativeOptions } from '../engine/scheduler.js';
+import { selfDraftLayers, type SpeculativeOptions } from '../engine/scheduler.js';
 import { LocalEngine } from '../engine/local-engine.js';
 import { fileSource } from '../model/file-source-node.js';
 import { parseGGUF, GGUFMeta } from '../model/gguf.js';
@@ -17,8 +17,12 @@ const USAGE = `hearth — LLM inference on WebGPU
 
   hearth tokenize --model F.gguf --text S [--json]
   hearth generate --model F.gguf --prompt S --max-tokens N [--temperature T] [--top-k K]
-                  [--top-p P] [--seed N] [--logprobs K] [--speculative '{"draft":"ngram","depth":4}'] [--json]
+                  [--top-p P] [--seed N] [--logprobs K] [--json]
+                  [--speculative '{"draft":"self:2","tree":{"width":2,"depth":3},"method":"spechub"}']
+                  (draft "ngram" or "self:N"; sampled requests speculate with --top-k 0 --top-p 1)
   hearth bench --model F.gguf [--browser] [--prompt-tokens 128] [--decode-tokens 128] [--json]
+               [--speculative JSON [--temperature T]]   (also decodes through the serving loop,
+               plain and speculative; "draft" may be a GGUF path: a draft model)
   hearth chat --model F.gguf --message S [--system S] [--max-tokens N] [--temperature T]
               [--top-p P] [--top-k K] [--seed N] [--json]   (the OpenAI-shaped Engine API; streams
               the reply to stdout, or prints the ChatCompletion object with --json)
@@ -92,66 +96,90 @@ async function tokenize(args: Args): Promise<{ tokens: number[] }> {
   }
 }
 
-async function withModel<T>(args: Args, fn: (m: LoadedModel, ctx: GpuContext, loadMs: number) => Promise<T>): Promise<T> {
+async function withModel<T>(args: Args, fn: (m: LoadedModel, ctx: GpuContext, loadMs: number) => Promise<T>, draftPath?: string): Promise<T> {
   const path = args.need('model');
   const src = await fileSource(path);
+  const draft = draftPath !== undefined ? await fileSource(draftPath) : undefined;
   const ctx = await acquireNodeDevice({ robustness: args.bool('robust') });
   log(`hearth: adapter ${describeAdapter(ctx.adapter)}`);
   const t0 = performance.now();
   let lastPct = -1;
-  const model = await loadModel(ctx, src, {
-    ...(args.int('ctx') !== undefined ? { maxContext: args.int('ctx')! } : {}),
-    onProgress: (done, total) => {
-      const pct = Math.floor((100 * done) / total);
-      if (pct >= lastPct + 10) {
-        lastPct = pct;
-        log(`hearth: loading ${pct}%`);
-      }
-    },
-  });
+  let model: LoadedModel;
+  try {
+    model = await loadModel(ctx, src, {
+      ...(args.int('ctx') !== undefined ? { maxContext: args.int('ctx')! } : {}),
+      ...(draft ? { draft } : {}),
+      onProgress: (done, total) => {
+        const pct = Math.floor((100 * done) / total);
+        if (pct >= lastPct + 10) {
+          lastPct = pct;
+          log(`hearth: loading ${pct}%`);
+        }
+      },
+    });
+  } catch (e) {
+    await src.close?.();
+    await draft?.close?.();
+    throw e;
+  }
   const loadMs = performance.now() - t0;
   try {
     return await fn(model, ctx, loadMs);
   } finally {
     model.destroy();
     await src.close?.();
+    await draft?.close?.();
   }
 }
 
-async function runGenerate(args: Args): Promise<object> {
+/**
+ * --speculative JSON, checked; a `draft` that is not 'ngram', 'self:N' or 'model' is a GGUF path,
+ * loaded beside the model (returned as draftPath) and used as draft 'model'.
+ */
+function speculativeArg(args: Args): { speculative?: SpeculativeOptions; draftPath?: string } {
   const specJson = args.str('speculative');
-  let speculative: SpeculativeOptions | undefined;
-  if (specJson !== undefined) {
-    try {
-      speculative = checkSpeculative(JSON.parse(specJson) as SpeculativeOptions);
-    } catch (e) {
-      if (e instanceof EngineError) throw e;
-      throw new EngineError('BAD_REQUEST', `--speculative must be a JSON object such as '{"draft":"ngram","depth":4}' (got ${specJson}).`);
-    }
+  if (specJson === undefined) return {};
+  let o: SpeculativeOptions;
+  try {
+    o = JSON.parse(specJson) as SpeculativeOptions;
+  } catch {
+    throw new EngineError('BAD_REQUEST', `--speculative must be a JSON object such as '{"draft":"ngram","depth":4}' (got ${specJson}).`);
   }
-  return withModel(args, async (model, _ctx, loadMs) => {
-    const logprobs = args.int('logprobs', 0)!;
-    const r = await generate(model, {
-      prompt: args.need('prompt'),
-      maxTokens: args.int('max-tokens', 64)!,
-      temperature: args.num('temperature', 0.8)!,
-      topK: args.int('top-k', 40)!,
-      topP: args.num('top-p', 0.95)!,
-      ...(args.int('seed') !== undefined ? { seed: args.int('seed')! } : {}),
-      logprobs,
-      ...(speculative ? { speculative } : {}),
-    });
-    const st = model.scheduler.stats();
-    return {
-      prompt_tokens: r.promptTokens,
-      tokens: r.tokens,
-      text: r.text,
-      ...(logprobs > 0 ? { logprobs: r.logprobs } : {}),
-      finish_reason: r.finishReason,
-      timings: { load_ms: loadMs, prefill_tokens_per_s: r.timings.prefillTokensPerS, decode_tokens_per_s: r.timings.decodeTokensPerS },
-      ...(speculative ? { speculative: { drafted_tokens: st.draftedTokens, accepted_tokens: st.acceptedDraftTokens, verify_steps: st.verifySteps } } : {}),
-    };
-  });
+  const d = typeof o === 'object' && o !== null ? String(o.draft) : '';
+  const isPath = d !== 'ngram' && d !== 'model' && selfDraftLayers(d) === null && /\.gguf$/i.test(d);
+  const speculative = checkSpeculative(isPath ? { ...o, draft: 'model' } : o);
+  return isPath ? { speculative, draftPath: d } : { speculative };
+}
+
+async function runGenerate(args: Args): Promise<object> {
+  const { speculative, draftPath } = speculativeArg(args);
+  return withModel(
+    args,
+    async (model, _ctx, loadMs) => {
+      const logprobs = args.int('logprobs', 0)!;
+      const r = await generate(model, {
+        prompt: args.need('prompt'),
+        maxTokens: args.int('max-tokens', 64)!,
+        temperature: args.num('temperature', 0.8)!,
+        topK: args.int('top-k', 40)!,
+        topP: args.num('top-p', 0.95)!,
+        ...(args.int('seed') !== undefined ? { seed: args.int('seed')! } : {}),
+        logprobs,
+        ...(speculative ? { speculative } : {}),
+      });
+      const st = model.scheduler.stats();
+      return {
+        prompt_tokens: r.promptTokens,
+        tokens: r.tokens,
+        text: r.text,
+        ...(logprobs > 0 ? { logprobs: r.logprobs } : {}),
+        finish_reason: r.finishReason,
+        timings: { load_ms: loadMs, prefill_tokens_per_s: r.timings.prefillTokensPerS, decode_tokens_per_s: r.timings.decodeTokensPerS },
+        ...(speculative ? { speculative: { drafted_tokens: st.draftedTokens, accepted_tokens: st.acceptedDraftTokens, verify_steps: st.verifySteps } } : {}),
+      };
+    },
+    draftPath,
+  );
 }
 
 async function runChat(args: Args, json: boolean): Promise<object | null> {
@@ -176,13 +204,22 @@ async function runChat(args: Args, json: boolean): Promise<object | null> {
 async function bench(args: Args): Promise<object> {
   const promptTokens = args.int('prompt-tokens', 128)!;
   const decodeTokens = args.int('decode-tokens', 128)!;
+  const { speculative, draftPath } = speculativeArg(args);
   if (args.bool('browser')) {
+    if (speculative) throw new EngineError('BAD_REQUEST', '--speculative is measured in Node (drop --browser).');
     const { benchInBrowser } = await import('../../bench/browser.js');
     return benchInBrowser({ model: args.need('model'), promptTokens, decodeTokens });
   }
-  return withModel(args, async (model, ctx) => {
-    const { benchModel } = await import('../engine/bench.js');
-    const r = await benchModel(model, { promptTokens, decodeTokens });
-    return { backend: `node-dawn${args.bool('robust') ? '' : ' (robustness off)'}`, adapter: describeAdapter(ctx.adapter), ...r };
-  });
+  return withModel(
+    args,
+    async (model, ctx) => {
+      const { benchModel, benchSpeculative } = await import('../engine/bench.js');
+      const r = await benchModel(model, { promptTokens, decodeTokens });
+      const spec = speculative
+        ? { speculative: await benchSpeculative(model, { promptTokens, decodeTokens, speculative, temperature: args.num('temperature', 0)! }) }
+        : {};
+      return { backend: `node-dawn${args.bool('robust') ? '' : ' (robustness off)'}`, adapter: describeAdapter(ctx.adapter), ...r, ...spec };
+    },
+    draftPath,
+  );
 }

@@ -4,6 +4,8 @@
 
 import type { GpuWeight } from '../kernels/matmul.js';
 import type { LoadedModel } from '../model/model.js';
+import { generate } from './generate.js';
+import type { SpeculativeOptions } from './scheduler.js';
 
 export interface BenchOptions {
   promptTokens: number;
@@ -87,4 +89,49 @@ export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<B
   } finally {
     seq.release();
   }
+}
+
+export interface SpeculativeBench {
+  temperature: number;
+  /** Decode tok/s through the serving loop (tokens after the first ÷ time after the first), plain and speculative. */
+  plain_decode_tokens_per_s: number;
+  speculative_decode_tokens_per_s: number;
+  speedup: number;
+  /** Generated tokens per target pass while speculating (accepted drafts + 1 per verify step). */
+  tokens_per_target_pass: number;
+  drafted_tokens: number;
+  accepted_tokens: number;
+  /** Greedy: whether the speculative tokens equal the plain ones (they must). */
+  identical: boolean | null;
+}
+
+/**
+ * Plain then speculative decoding of the bench prompt through the scheduler (one request, max
+ * tokens = decodeTokens, end-of-generation ignored), timed after the first token.
+ */
+export async function benchSpeculative(
+  model: LoadedModel,
+  o: { promptTokens: number; decodeTokens: number; speculative: SpeculativeOptions; temperature: number; seed?: number },
+): Promise<SpeculativeBench> {
+  const promptTokens = benchPrompt(model.cfg.vocabSize, o.promptTokens);
+  const req = { promptTokens, maxTokens: o.decodeTokens, temperature: o.temperature, topK: 0, topP: 1, seed: o.seed ?? 1, ignoreEog: true };
+  await generate(model, { ...req, maxTokens: 2 }); // warm-up
+  const plain = await generate(model, req);
+  const before = model.scheduler.stats();
+  const spec = await generate(model, { ...req, speculative: o.speculative });
+  const after = model.scheduler.stats();
+  const steps = after.verifySteps - before.verifySteps;
+  const accepted = after.acceptedDraftTokens - before.acceptedDraftTokens;
+  const p = plain.timings.decodeTokensPerS;
+  const s = spec.timings.decodeTokensPerS;
+  return {
+    temperature: o.temperature,
+    plain_decode_tokens_per_s: p,
+    speculative_decode_tokens_per_s: s,
+    speedup: p > 0 ? s / p : 0,
+    tokens_per_target_pass: steps > 0 ? (accepted + steps) / steps : 1,
+    drafted_tokens: after.draftedTokens - before.draftedTokens,
+    accepted_tokens: accepted,
+    identical: o.temperature > 0 ? null : plain.tokens.length === spec.tokens.length && plain.tokens.every((t, i) => t === spec.tokens[i]),
+  };
 }

@@ -5,7 +5,8 @@
 import { EngineError } from '../api/errors.js';
 import { MAX_LOGPROBS, type SamplingParams } from '../kernels/sample.js';
 import type { LoadedModel } from '../model/model.js';
-import type { SpeculativeOptions } from './scheduler.js';
+import { fullTree, MAX_TREE_DEPTH } from '../spec/tree.js';
+import { selfDraftLayers, type SpeculativeOptions } from './scheduler.js';
 
 export interface GenerateRequest {
   prompt?: string;
@@ -19,8 +20,10 @@ export interface GenerateRequest {
   logprobs?: number;
   stop?: string[];
   signal?: AbortSignal;
-  /** Speculative decoding (greedy requests only; see SpeculativeOptions). */
+  /** Speculative decoding (see SpeculativeOptions). */
   speculative?: SpeculativeOptions;
+  /** Generate through end-of-generation tokens (benchmarks). */
+  ignoreEog?: boolean;
   /** Called with each token and the text it completes (may be '' mid UTF-8 sequence). */
   onToken?: (token: number, text: string) => void;
 }
@@ -78,7 +81,7 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
     promptTokens,
     maxTokens: req.maxTokens,
     sampling,
-    isEog: (t) => tokenizer.isEog(t),
+    isEog: req.ignoreEog ? () => false : (t) => tokenizer.isEog(t),
     ...(req.signal ? { signal: req.signal } : {}),
     ...(req.speculative ? { speculative: checkSpeculative(req.speculative) } : {}),
     onToken: (r) => {
@@ -120,8 +123,23 @@ export async function generate(model: LoadedModel, req: GenerateRequest): Promis
 export function checkSpeculative(o: SpeculativeOptions): SpeculativeOptions {
   const bad = (what: string, v: unknown, want: string): EngineError =>
     new EngineError('BAD_REQUEST', `speculative.${what} is ${JSON.stringify(v)}; it must be ${want}.`, { [what]: String(v) });
-  if (o.draft !== 'ngram') throw bad('draft', o.draft, "'ngram' (prompt lookup; draft models and trees are not built yet)");
-  if (o.depth !== undefined && !(Number.isInteger(o.depth) && o.depth >= 1 && o.depth <= 16)) throw bad('depth', o.depth, 'an integer from 1 to 16');
-  if (o.ngram !== undefined && !(Number.isInteger(o.ngram) && o.ngram >= 1 && o.ngram <= 8)) throw bad('ngram', o.ngram, 'an integer from 1 to 8');
+  const int = (v: unknown, lo: number, hi: number): boolean => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  if (typeof o !== 'object' || o === null) throw bad('', o, 'an object');
+  if (o.draft !== 'ngram' && o.draft !== 'model' && selfDraftLayers(String(o.draft)) === null)
+    throw bad('draft', o.draft, "'ngram' (prompt lookup), 'self:N' (the model's first N blocks) or 'model' (the draft model loaded with the target)");
+  if (o.depth !== undefined && !int(o.depth, 1, MAX_TREE_DEPTH)) throw bad('depth', o.depth, `an integer from 1 to ${MAX_TREE_DEPTH}`);
+  if (o.ngram !== undefined && !int(o.ngram, 1, 8)) throw bad('ngram', o.ngram, 'an integer from 1 to 8');
+  if (o.tree !== undefined) {
+    if (typeof o.tree !== 'object' || o.tree === null) throw bad('tree', o.tree, 'an object { width, depth }');
+    if (o.tree.width !== undefined && !int(o.tree.width, 1, 4)) throw bad('tree.width', o.tree.width, 'an integer from 1 to 4');
+    if (o.tree.depth !== undefined && !int(o.tree.depth, 1, MAX_TREE_DEPTH)) throw bad('tree.depth', o.tree.depth, `an integer from 1 to ${MAX_TREE_DEPTH}`);
+    // A model draft grows the full tree; it must fit the verifier (n-gram trees are cut to fit).
+    if (o.draft !== 'ngram') fullTree(o.tree.width ?? 1, o.tree.depth ?? o.depth ?? 4);
+  }
+  if (o.method !== undefined && !['greedy', 'rrs', 'rrs-wo', 'spechub'].includes(o.method))
+    throw bad('method', o.method, "'spechub', 'rrs', 'rrs-wo' or 'greedy'");
+  if (o.method === 'spechub' && (o.tree?.width ?? 1) !== 2) throw bad('method', o.method, 'used with tree.width 2 (SpecHub drafts pairs)');
+  if (o.draftTemperature !== undefined && !(typeof o.draftTemperature === 'number' && o.draftTemperature >= 0 && o.draftTemperature <= 4))
+    throw bad('draftTemperature', o.draftTemperature, 'a number from 0 to 4');
   return o;
 }

@@ -39,7 +39,7 @@ export interface EngineExtras {
   semanticCache?: SemanticCache;
   /** Use the semantic cache for chat requests that do not say (default false). */
   semanticCacheByDefault?: boolean;
-  /** Speculative decoding for greedy requests that do not set `speculative` (default off). */
+  /** Speculative decoding for requests that do not set `speculative` (default off). */
   speculative?: SpeculativeOptions;
 }
 
@@ -216,12 +216,13 @@ export class LocalEngine implements Engine {
     this.completions = new CompletionsApi((p) => this.createCompletion(p));
   }
 
-  /** Load a GGUF model and wrap it in an engine. The engine owns `src`: it is closed once the weights are on the GPU (or the load fails). */
+  /** Load a GGUF model (and opts.draft) and wrap it in an engine. The engine owns the sources: they are closed once the weights are on the GPU (or the load fails). */
   static async load(ctx: GpuContext, src: ByteSource, opts: LocalEngineOptions = {}): Promise<LocalEngine> {
     try {
       return new LocalEngine(await loadModel(ctx, src, opts), opts);
     } finally {
       await src.close?.();
+      await opts.draft?.close?.();
     }
   }
 

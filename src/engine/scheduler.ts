@@ -14,27 +14,55 @@
 import { EngineError } from '../api/errors.js';
 import type { SampleRow, SamplingParams } from '../kernels/sample.js';
 import { blockHash, type BlockPool } from '../kv/block-pool.js';
-import type { StepResult, StepSeq } from '../model/forward.js';
+import type { DraftedTree, DraftJob, StepResult, StepSeq } from '../model/forward.js';
+import { fullTree, MAX_TREE_DEPTH, MAX_TREE_NODES, treeFromPaths, type TreeShape } from '../spec/tree.js';
+import { NO_ROW, type VerifyMethod } from '../spec/verify.js';
 
 /** What the loop needs from a model runner. */
 export interface StepExecutor {
   readonly opts: { maxContext: number; maxBatch: number; maxSeqs: number; maxOutputs?: number; blockSize: number; numBlocks: number };
   readonly pool: BlockPool;
   run(seqs: readonly StepSeq[]): Promise<(StepResult | null)[]>;
+  /** Transformer blocks of the model (a self-draft uses fewer). */
+  readonly numLayers?: number;
+  /** Draft token trees with the model's first `layers` blocks or the attached draft model (ModelRunner.draftTrees); absent: no model drafts. */
+  draftTrees?(jobs: readonly DraftJob[], drafter: number | 'model'): Promise<DraftedTree[]>;
+  /** Whether a draft model is attached (draft 'model'). */
+  readonly hasDraftModel?: boolean;
 }
 
 /**
- * Speculative decoding (issue 7, first slice): `ngram` drafts up to `depth` tokens by prompt lookup
- * (the tokens that followed the latest earlier occurrence of the context's last 1..`ngram` tokens)
- * and the target verifies them in the same forward pass as its own next token. Greedy requests
- * only (temperature 0): the output is token for token the plain greedy output.
+ * Speculative decoding (issue 7; src/spec/). Each decode step of the request feeds a token tree
+ * drafted after its last token, and the target verifies the whole tree in the same forward pass as
+ * its own next token (tree attention mask), on the GPU (src/spec/verify.ts): the accepted path's
+ * tokens and one more from the target come back, and the accepted KV is moved into place.
+ * - draft 'ngram': prompt lookup, the tokens that followed earlier occurrences of the context's
+ *   last 1..`ngram` tokens (up to `tree.width` different continuations, as branches).
+ * - draft 'self:N': the target's own first N blocks and its head (no extra model).
+ * - draft 'model': the draft model loaded beside the target (LoadOptions.draft; same vocabulary),
+ *   which catches up on the context it has not seen before each draft.
+ * Greedy requests are verified by argmax match (output token for token the plain greedy output);
+ * sampled ones by `method` (lossless: the output is distributed as plain sampling). Requests with
+ * top-k / top-p do not speculate when sampled.
  */
 export interface SpeculativeOptions {
-  draft: 'ngram';
-  /** Most drafted tokens per step (default 4). */
+  draft: 'ngram' | `self:${number}` | 'model';
+  /** Children per node and levels (default width 1, depth 4: a chain). Nodes are capped at 32, depth at 8. */
+  tree?: { width?: number; depth?: number };
+  /** Shorthand for tree.depth. */
   depth?: number;
-  /** Longest suffix looked up (default 3). */
+  /** Sampled requests' verifier (default 'spechub' for width 2, else 'rrs-wo'); 'greedy' speculates only at temperature 0. */
+  method?: VerifyMethod;
+  /** Temperature of a model draft's distribution (default: the request's). */
+  draftTemperature?: number;
+  /** ngram: longest suffix looked up (default 3). */
   ngram?: number;
+}
+
+/** The self-draft's block count in `draft` ('self:N'), or null for another drafter. */
+export function selfDraftLayers(draft: string): number | null {
+  const m = /^self:(\d+)$/.exec(draft);
+  return m ? Number(m[1]) : null;
 }
 
 export interface SeqRequest {
@@ -86,6 +114,8 @@ class Seq {
   readonly promptLen: number;
   /** Tokens whose KV is in the cache (positions 0 .. computed - 1). */
   computed = 0;
+  /** Positions whose KV the draft model has computed (draft 'model'; <= computed). */
+  draftComputed = 0;
   blocks: number[] = [];
   /** Chain hashes of the sealed (full, registered or duplicate) blocks, block by block. */
   hashes: string[] = [];
@@ -114,11 +144,22 @@ class Seq {
   }
 }
 
+/** A speculative step's tree for one sequence: its shape and nodes' tokens (root: the pending token). */
+interface TreePlan {
+  shape: TreeShape;
+  tokens: number[];
+  /** Per node its draft-logits row (model drafts, filled after drafting), else NO_ROW (deterministic drafts). */
+  qRows: number[];
+  method: VerifyMethod;
+  draftTemperature: number;
+  /** Self-draft blocks or the draft model; absent: the tokens are already drafted (n-gram). */
+  drafter?: number | 'model';
+}
+
 interface Planned {
   seq: Seq;
   n: number;
-  /** Drafted tokens fed after the pending one (speculative decoding). */
-  draft?: number[];
+  tree?: TreePlan;
 }
 
 /** Up to `k` tokens that followed the latest earlier occurrence of the last 1..maxN tokens (longest first). */
@@ -135,6 +176,29 @@ export function ngramDraft(tokens: readonly number[], k: number, maxN: number): 
     }
   }
   return [];
+}
+
+/**
+ * Up to `width` prompt-lookup continuations of up to `k` tokens with different first tokens: the
+ * longest suffix first, the latest occurrence first.
+ */
+export function ngramPaths(tokens: readonly number[], width: number, k: number, maxN: number): number[][] {
+  const L = tokens.length;
+  const out: number[][] = [];
+  const firsts = new Set<number>();
+  for (let n = Math.min(maxN, L - 1); n >= 1 && out.length < width; n--) {
+    for (let start = L - n - 1; start >= 0 && out.length < width; start--) {
+      let same = true;
+      for (let i = 0; i < n && same; i++) same = tokens[start + i] === tokens[L - n + i];
+      if (!same) continue;
+      const from = start + n;
+      const cont = tokens.slice(from, Math.min(from + k, L));
+      if (cont.length === 0 || firsts.has(cont[0]!)) continue;
+      firsts.add(cont[0]!);
+      out.push(cont);
+    }
+  }
+  return out;
 }
 
 export class Scheduler {
@@ -200,9 +264,24 @@ export class Scheduler {
     return null;
   }
 
+  /** Why a speculative setting cannot run on this executor (a self-draft needs 1 .. numLayers - 1 blocks), or null. */
+  private specRefusal(spec: SpeculativeOptions | undefined): EngineError | null {
+    if (spec?.draft === 'model' && !this.exec.hasDraftModel)
+      return new EngineError('BAD_REQUEST', "speculative.draft 'model' needs a draft model loaded with the target (load option `draft`).");
+    const layers = spec ? selfDraftLayers(spec.draft) : null;
+    if (layers === null) return null;
+    const total = this.exec.numLayers ?? 0;
+    if (!this.exec.draftTrees || !(layers >= 1 && layers < total))
+      return new EngineError('BAD_REQUEST', `speculative.draft 'self:${layers}' needs 1 to ${total - 1} of the model's ${total} blocks.`, {
+        layers,
+        numLayers: total,
+      });
+    return null;
+  }
+
   /** Queue a request; it is admitted at the next step with room. Resolves when it finishes. */
   submit(req: SeqRequest): Promise<SeqOutcome> {
-    const refused = this.refusal(req.promptTokens.length, req.maxTokens);
+    const refused = this.refusal(req.promptTokens.length, req.maxTokens) ?? this.specRefusal(req.speculative);
     if (refused) return Promise.reject(refused);
     const maxTokens = Math.min(req.maxTokens, this.exec.opts.maxContext - req.promptTokens.length);
     return new Promise<SeqOutcome>((resolve, reject) => {
@@ -242,18 +321,21 @@ export class Scheduler {
           );
           continue;
         }
+        await this.draft(plan);
         const results = await this.exec.run(
-          plan.map(({ seq, n, draft }): StepSeq => {
-            if (draft)
+          plan.map(({ seq, n, tree }): StepSeq => {
+            const sampleRow = { sampling: seq.req.sampling, counter: seq.generated };
+            if (tree)
               return {
                 blocks: seq.blocks,
-                tokens: [...seq.tokens.slice(seq.computed), ...draft],
+                tokens: tree.tokens,
                 startPos: seq.computed,
-                sample: { sampling: seq.req.sampling, counter: seq.generated },
-                verify: draft.length,
+                tree: { shape: tree.shape, first: 0 },
+                sample: sampleRow,
+                spec: { method: tree.method, qRows: tree.qRows, draftTemperature: tree.draftTemperature },
               };
             const last = seq.computed + n === seq.tokens.length;
-            const sample: SampleRow | undefined = last ? { sampling: seq.req.sampling, counter: seq.generated } : undefined;
+            const sample: SampleRow | undefined = last ? sampleRow : undefined;
             return { blocks: seq.blocks, tokens: seq.tokens.slice(seq.computed, seq.computed + n), startPos: seq.computed, ...(sample ? { sample } : {}) };
           }),
         );
@@ -289,14 +371,15 @@ export class Scheduler {
       if (budget === 0 || plan.length === maxSeqs) break;
       if (!this.running.includes(seq)) continue; // preempted for an older sequence this step
       let n = Math.min(seq.pending, budget);
-      // Drafts ride along with a decode, within the token and output budgets; never past max_tokens or the context.
-      const draft = seq.pending === 1 ? this.draftFor(seq, Math.min(budget - 1, maxOutputs - outputs - (maxSeqs - plan.length))) : [];
-      if (draft.length > 0) n = 1 + draft.length;
+      // A draft tree rides along with a decode, within the token and output budgets (room for one
+      // output per sequence still to plan); never past max_tokens or the context.
+      const tree = seq.pending === 1 ? this.planTree(seq, Math.min(budget - 1, maxOutputs - outputs - (maxSeqs - plan.length))) : null;
+      if (tree) n = tree.tokens.length;
       if (!this.grow(seq, seq.computed + n, planned)) continue; // it was itself preempted
-      plan.push(draft.length > 0 ? { seq, n, draft } : { seq, n });
+      plan.push(tree ? { seq, n, tree } : { seq, n });
       planned.add(seq);
       budget -= n;
-      outputs += draft.length + 1;
+      outputs += tree ? n : 1;
     }
     while (budget > 0 && plan.length < maxSeqs && this.running.length < maxSeqs && this.waiting.length > 0) {
       const seq = this.waiting[0]!;
@@ -331,13 +414,71 @@ export class Scheduler {
     return true;
   }
 
-  /** The tokens to draft for a decoding sequence (empty when it does not speculate or has no room). */
-  private draftFor(seq: Seq, room: number): number[] {
+  /**
+   * The draft tree for a decoding sequence with at most `room` drafted nodes, or null (it does not
+   * speculate, cannot this step, or nothing was drafted).
+   */
+  private planTree(seq: Seq, room: number): TreePlan | null {
     const spec = seq.req.speculative;
-    if (!spec || seq.req.sampling.temperature > 0) return [];
-    const k = Math.min(spec.depth ?? 4, room, seq.maxTokens - seq.generated - 1, this.exec.opts.maxContext - seq.tokens.length);
-    if (k <= 0) return [];
-    return ngramDraft(seq.tokens, k, spec.ngram ?? 3);
+    if (!spec) return null;
+    const s = seq.req.sampling;
+    const width = spec.tree?.width ?? 1;
+    const sampled = s.temperature > 0;
+    const method: VerifyMethod = sampled ? (spec.method ?? (width === 2 ? 'spechub' : 'rrs-wo')) : 'greedy';
+    // The verifier samples from softmax(logits / T) only: top-k / top-p requests decode plainly.
+    if (sampled && (method === 'greedy' || s.topK > 0 || (s.topP > 0 && s.topP < 1))) return null;
+    const depth = Math.min(spec.tree?.depth ?? spec.depth ?? 4, MAX_TREE_DEPTH, seq.maxTokens - seq.generated - 1);
+    // Slots: the tree's nodes sit at computed .. computed + nodes - 1 < maxContext.
+    const maxNodes = Math.min(MAX_TREE_NODES, room + 1, this.exec.opts.maxContext - seq.computed);
+    if (depth < 1 || maxNodes < 2) return null;
+    const root = seq.tokens[seq.tokens.length - 1]!;
+    const draftTemperature = spec.draftTemperature ?? s.temperature;
+    const drafter = spec.draft === 'model' ? 'model' : selfDraftLayers(spec.draft);
+    if (drafter === null) {
+      const { shape, tokens } = treeFromPaths(root, ngramPaths(seq.tokens, width, depth, spec.ngram ?? 3), maxNodes);
+      if (tokens.length < 2) return null;
+      return { shape, tokens, qRows: tokens.map(() => NO_ROW), method, draftTemperature };
+    }
+    // The deepest full tree that fits.
+    let shape: TreeShape | null = null;
+    for (let d = depth; d >= 1 && !shape; d--) {
+      let nodes = 1;
+      for (let l = 1, level = 1; l <= d; l++) nodes += level *= width;
+      if (nodes <= maxNodes) shape = fullTree(width, d);
+    }
+    if (!shape) return null;
+    return { shape, tokens: shape.parents.map((_, i) => (i === 0 ? root : 0)), qRows: [], method, draftTemperature, drafter };
+  }
+
+  /** Draft the planned model trees (grouped by drafter), filling their tokens and draft rows. */
+  private async draft(plan: readonly Planned[]): Promise<void> {
+    const groups = new Map<number | 'model', Planned[]>();
+    for (const p of plan) if (p.tree?.drafter !== undefined) groups.set(p.tree.drafter, [...(groups.get(p.tree.drafter) ?? []), p]);
+    for (const [drafter, group] of groups) {
+      if (!this.exec.draftTrees) throw new Error('hearth internal error: this executor cannot draft');
+      const drafted = await this.exec.draftTrees(
+        group.map(({ seq, tree }) => ({
+          blocks: seq.blocks,
+          // A draft model has its own KV: it catches up on positions it has not computed.
+          ...(drafter === 'model' ? { catchUp: { from: seq.draftComputed, tokens: seq.tokens.slice(seq.draftComputed, seq.computed) } } : {}),
+          startPos: seq.computed,
+          root: tree!.tokens[0]!,
+          shape: tree!.shape,
+          method: tree!.method,
+          temperature: seq.req.sampling.temperature,
+          draftTemperature: tree!.draftTemperature,
+          seed: seq.req.sampling.seed,
+          counter: seq.generated,
+        })),
+        drafter,
+      );
+      group.forEach(({ seq, tree }, i) => {
+        tree!.tokens = drafted[i]!.tokens;
+        tree!.qRows = drafted[i]!.qRows;
+        // The draft computed everything up to the root; the tree's other slots are rewritten later.
+        if (drafter === 'model') seq.draftComputed = seq.computed + 1;
+      });
+    }
   }
 
   /** Take the prefix cache's blocks for `seq` and blocks for its first chunk, if the pool has room for its whole prompt now. */
@@ -377,6 +518,7 @@ export class Scheduler {
   private preempt(seq: Seq): void {
     this.releaseBlocks(seq);
     seq.computed = 0;
+    seq.draftComputed = 0;
     seq.preemptions++;
     this.counters.preemptions++;
     this.running.splice(this.running.indexOf(seq), 1);
@@ -392,18 +534,17 @@ export class Scheduler {
 
   /**
    * After a step: the fed tokens are computed, full blocks are sealed, a sampled token is appended
-   * or ends the request. With drafts, the target's samples after each fed token are compared with
-   * the drafts: the longest agreeing prefix is accepted (its KV stays; the rest is overwritten
-   * later, as positions past `computed`), and the target's own next token follows it.
+   * or ends the request. With a draft tree, the verifier's accepted path (its KV already moved to
+   * the slots after the root on the GPU; the rest is overwritten later, as positions past
+   * `computed`) and the target's own next token are taken in order.
    */
-  private apply({ seq, n, draft }: Planned, r: StepResult | null): void {
+  private apply({ seq, n, tree }: Planned, r: StepResult | null): void {
     if (seq.done) return;
-    if (draft && r) {
+    if (tree && r) {
       const chain = r.chain ?? [r];
-      let a = 0;
-      while (a < draft.length && chain[a]!.token === draft[a]) a++;
+      const a = r.accepted ?? 0;
       this.counters.verifySteps++;
-      this.counters.draftedTokens += draft.length;
+      this.counters.draftedTokens += tree.tokens.length - 1;
       this.counters.acceptedDraftTokens += a;
       seq.computed += 1 + a;
       this.seal(seq);

@@ -6,7 +6,7 @@ import { grid, uniformFrom } from '../gpu/buffers.js';
 
 /** Where a step's tokens sit in the paged KV cache (buffers written per step by model/forward.ts). */
 export interface KvPaging {
-  /** [tokens] vec2<u32>: (position, sequence row of `tables`). */
+  /** [tokens] vec4<u32>: (RoPE position, sequence row of `tables`, KV slot position, visibility mask of the 32 keys up to the slot). */
   tokMeta: GPUBuffer;
   /** [sequence rows, blocksPerSeq] u32 block ids. */
   tables: GPUBuffer;

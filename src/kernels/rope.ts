@@ -42,7 +42,7 @@ export class Rope {
     x: GPUBuffer,
     table: GPUBuffer,
     step: GPUBuffer,
-    /** [tokens] vec2<u32>: (position, sequence row); only the position is read. */
+    /** [tokens] vec4<u32>: (RoPE position, sequence row, slot, mask); only the position is read. */
     tokMeta: GPUBuffer,
     private readonly numHeads: number,
     headDim: number,

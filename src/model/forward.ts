@@ -16,6 +16,9 @@ import { RopeQkv, ropeTableBuffer } from '../kernels/rope.js';
 import { SAMPLE_OUT_WORDS, Sampler, type SampleRow, type SamplingParams } from '../kernels/sample.js';
 import { Profiler } from '../gpu/timing.js';
 import { BlockPool } from '../kv/block-pool.js';
+import { KvMove } from '../kernels/kv-move.js';
+import { depths, levels, nodeMeta, type TreeShape } from '../spec/tree.js';
+import { NODE_WORDS, NO_ROW, SpecKernels, VERIFY_OUT_WORDS, type TreeSeqSpec, type VerifyMethod } from '../spec/verify.js';
 import type { ModelConfig } from './config.js';
 import type { MatmulPart, ModelWeights } from './weights.js';
 
@@ -38,11 +41,47 @@ export interface StepResult {
   token: number;
   logprob: number;
   topLogprobs: { token: number; logprob: number }[];
-  /**
-   * With StepSeq.verify = k: the samples after each of the last k + 1 tokens fed, in order (the
-   * last equals this result). Speculative decoding compares them with the drafted tokens.
-   */
+  /** With StepSeq.spec: the accepted drafted tokens, then the target's own next token (this result). */
   chain?: StepResult[];
+  /** With StepSeq.spec: how many drafted tokens were accepted (chain holds them, then the target's own token). */
+  accepted?: number;
+}
+
+/** A token tree fed in one pass (speculative decoding): tokens are nodes first, first + 1, ... of `shape`, the root at slot startPos. */
+export interface StepTree {
+  shape: TreeShape;
+  first: number;
+}
+
+/** Verify a fed tree on the GPU (StepSeq.tree with first 0 and sample set). */
+export interface StepSpec {
+  method: VerifyMethod;
+  /** Per node: its row of the runner's draft logits (from draftTrees), or NO_ROW when its children are deterministic drafts. */
+  qRows: readonly number[];
+  draftTemperature: number;
+}
+
+/** A sequence to draft a tree for (draftTrees): the tree's shape under `root` fed at slot startPos. */
+export interface DraftJob {
+  blocks: readonly number[];
+  /** A draft model's missing KV: tokens at positions from .. startPos - 1 it has not computed yet, fed before the tree. */
+  catchUp?: { from: number; tokens: readonly number[] };
+  /** The target's sampling temperature (<= 0: greedy drafts, the top tokens). */
+  temperature: number;
+  startPos: number;
+  root: number;
+  shape: TreeShape;
+  method: VerifyMethod;
+  /** Temperature of the draft's distribution (<= 0: the top tokens). */
+  draftTemperature: number;
+  seed: number;
+  counter: number;
+}
+
+/** A drafted tree: every node's token (root first) and its row of the draft logits. */
+export interface DraftedTree {
+  tokens: number[];
+  qRows: number[];
 }
 
 /** One sequence's part of a step: `tokens` fed at positions startPos, startPos + 1, ... */
@@ -53,14 +92,26 @@ export interface StepSeq {
   startPos: number;
   /** Sample the token after the last one fed; absent for a prefill chunk that is not the last. */
   sample?: SampleRow;
-  /**
-   * Also sample after each of the `verify` tokens before the last (drafted tokens to verify), with
-   * the same settings and counters sample.counter, +1, ...; the results come back in `chain`.
-   */
-  verify?: number;
+  /** Feed tree nodes instead of a run of positions (speculative decoding). */
+  tree?: StepTree;
+  /** With tree (first 0) and sample: verify the tree on the GPU; the result's chain holds the accepted tokens and the target's next. */
+  spec?: StepSpec;
+}
+
+interface SpecState {
+  kernels: SpecKernels;
+  /** [maxOutputs, V] f32: the draft distributions of the step's tree nodes (draftTrees). */
+  qLogits: GPUBuffer;
+  /** [1 + maxSeqs] vec4<u32>: which verified trees' paths to move (kv-move.wgsl). */
+  moves: GPUBuffer;
+  kvMoves: KvMove[];
+  staging: GPUBuffer;
+  movesScratch: Uint32Array<ArrayBuffer>;
 }
 
 interface Layer {
+  kCache: GPUBuffer;
+  vCache: GPUBuffer;
   attnNorm: RmsNorm;
   /** One matmul when q|k|v share a type, else three writing their columns of the qkv row. */
   qkv: Matmul[];
@@ -89,6 +140,7 @@ export class ModelRunner {
   private readonly layers: Layer[];
   private readonly finalNorm: RmsNorm;
   private readonly lmHead: Matmul;
+  private readonly xn: GPUBuffer;
   private readonly sampler: Sampler;
   private readonly buffers: GPUBuffer[] = [];
   /** Bytes of GPU memory for activations and the KV cache. */
@@ -98,6 +150,11 @@ export class ModelRunner {
   private readonly metaScratch: Uint32Array<ArrayBuffer>;
   private readonly tableScratch: Uint32Array<ArrayBuffer>;
   private readonly outScratch: Uint32Array<ArrayBuffer>;
+  private readonly qkvWidthKv: number;
+  /** Speculative decoding's buffers and kernels, made on first use. */
+  private specState: SpecState | null = null;
+  /** A separate draft model on the same device (attachDraft), sharing this runner's block ids. */
+  private draftRunner: ModelRunner | null = null;
 
   constructor(
     private readonly ctx: GpuContext,
@@ -117,11 +174,11 @@ export class ModelRunner {
     };
     this.step = new StepUniform(dev);
     this.tokenIds = buf(B, 'tokenIds'); // [B] u32
-    this.tokMeta = buf(2 * B, 'tokMeta'); // [B] (position, sequence row) u32
+    this.tokMeta = buf(4 * B, 'tokMeta'); // [B] (RoPE position, sequence row, KV slot, attention mask) u32
     this.tables = buf(S * this.blocksPerSeq, 'blockTables'); // [S, blocksPerSeq] u32
     this.outRows = buf(O, 'outRows'); // [O] u32: token row whose logits each output row takes
     this.idsScratch = new Uint32Array(B);
-    this.metaScratch = new Uint32Array(2 * B);
+    this.metaScratch = new Uint32Array(4 * B);
     this.tableScratch = new Uint32Array(S * this.blocksPerSeq);
     this.outScratch = new Uint32Array(O);
     const x = buf(B * D, 'x'); // [B, D] f32 residual stream
@@ -144,12 +201,15 @@ export class ModelRunner {
     const paging: KvPaging = { tokMeta: this.tokMeta, tables: this.tables, blockSize: BS, blocksPerSeq: this.blocksPerSeq };
     const s = this.step.buffer;
     this.embed = new GatherRows(ctx, w.tokEmbd, this.tokenIds, x, s);
+    this.qkvWidthKv = KVH * HD;
     this.layers = w.layers.map((lw, i) => {
       const kCache = buf(NB * BS * KVH * HD, `kCache.${i}`); // [numBlocks * blockSize, KVH, HD] f32
       const vCache = buf(NB * BS * KVH * HD, `vCache.${i}`); // [numBlocks * blockSize, KVH, HD] f32
       const into = (out: GPUBuffer, width: number) => (part: MatmulPart) =>
         new Matmul(ctx, part.w, xn, out, s, { yStride: width, yOffset: part.col, ...(part.bias ? { bias: part.bias } : {}) });
       return {
+        kCache,
+        vCache,
         attnNorm: new RmsNorm(ctx, x, lw.attnNorm, xn, s, D, cfg.rmsEps),
         qkv: lw.qkv.map(into(qkv, qkvWidth)),
         ropeQkv: new RopeQkv(ctx, qkv, rope, s, kCache, vCache, H, KVH, HD, ropeCfg, paging),
@@ -163,8 +223,28 @@ export class ModelRunner {
     });
     this.finalNorm = new RmsNorm(ctx, x, w.outputNorm, xn, s, D, cfg.rmsEps, this.outRows);
     this.lmHead = new Matmul(ctx, w.output, xn, this.logits, s, { rowsFromOut: true });
+    this.xn = xn;
     this.sampler = new Sampler(ctx, this.logits, this.sampleOut, O, V);
     this.runtimeBytes = this.buffers.reduce((a, b) => a + b.size, 0);
+  }
+
+  get numLayers(): number {
+    return this.layers.length;
+  }
+
+  /**
+   * Use `draft` (a smaller model with the same vocabulary and the same block layout: numBlocks,
+   * blockSize) as the 'model' drafter: its draft rows become this runner's q rows.
+   */
+  attachDraft(draft: ModelRunner): void {
+    if (this.specState) throw new Error('hearth internal error: attachDraft after the first speculative step');
+    if (draft.cfg.vocabSize !== this.cfg.vocabSize || draft.opts.numBlocks !== this.opts.numBlocks || draft.opts.blockSize !== this.opts.blockSize)
+      throw new Error('hearth internal error: the draft runner does not match the target');
+    this.draftRunner = draft;
+  }
+
+  get hasDraftModel(): boolean {
+    return this.draftRunner !== null;
   }
 
   /** GPU bytes of the KV pool: K and V of every layer. */
@@ -185,11 +265,12 @@ export class ModelRunner {
 
   /**
    * Record the forward pass of `n` tokens into `enc`, ending with the logits of `outs` rows.
-   * With a profiler, every dispatch gets its own timestamped pass, labelled by kernel class.
+   * With a profiler, every dispatch gets its own timestamped pass, labelled by kernel class. With
+   * `layers`, only the first `layers` blocks run before the head (the self-draft).
    */
-  private encodeForward(enc: GPUCommandEncoder, n: number, outs: number, prof?: Profiler): void {
+  private encodeForward(enc: GPUCommandEncoder, n: number, outs: number, prof?: Profiler, layers = this.layers.length): void {
     const ops: [label: string, run: (pass: GPUComputePassEncoder) => void][] = [['embed', (p) => this.embed.encode(p, n)]];
-    for (const L of this.layers) {
+    for (const L of this.layers.slice(0, layers)) {
       ops.push(['rms_norm', (p) => L.attnNorm.encode(p, n)]);
       for (const m of L.qkv) ops.push(['matmul_qkv', (p) => m.encode(p, n)]);
       ops.push(
@@ -221,10 +302,12 @@ export class ModelRunner {
   }
 
   /**
-   * Check a step and write its inputs: token ids, (position, sequence row) per token, block
-   * tables, the output rows and their sampling settings. Returns (tokens, output rows).
+   * Check a step and write its inputs: token ids, per token (RoPE position, sequence row, KV slot,
+   * attention mask), block tables, the output rows and their sampling settings. Returns the
+   * token and output-row counts, how many rows the sampler must run over (the plain sequences'
+   * rows come first) and each sequence's first output row (-1: none).
    */
-  private writeStep(seqs: readonly StepSeq[]): { n: number; outs: number; logprobs: boolean } {
+  private writeStep(seqs: readonly StepSeq[]): { n: number; outs: number; sampled: number; logprobs: boolean; rowBase: number[] } {
     const { maxBatch, maxSeqs, maxContext, blockSize } = this.opts;
     if (seqs.length === 0) throw new EngineError('BAD_REQUEST', 'A step needs at least one sequence.');
     if (seqs.length > maxSeqs)
@@ -233,11 +316,19 @@ export class ModelRunner {
     const meta = this.metaScratch;
     const tables = this.tableScratch;
     const rows: SampleRow[] = [];
+    const rowBase: number[] = [];
+    const treePicks: [seqRow: number, tokenRow: number, sampling: SamplingParams, counter: number][] = [];
     let n = 0;
     let logprobs = false;
+    let treeLogprobs = false;
     seqs.forEach((q, r) => {
       const len = q.tokens.length;
-      const end = q.startPos + len;
+      const tree = q.tree;
+      const ds = tree ? depths(tree.shape) : null;
+      if (tree && (tree.first < 0 || tree.first + len > tree.shape.parents.length))
+        throw new Error(`hearth internal error: feeding tree nodes ${tree.first}..${tree.first + len - 1} of ${tree.shape.parents.length}`);
+      // Slots written: startPos .. end - 1 (a tree's nodes each take a slot after the root's).
+      const end = q.startPos + (tree ? tree.first + len : len);
       if (len === 0) throw new EngineError('BAD_REQUEST', 'A sequence in a step needs at least one token.');
       if (n + len > maxBatch) throw new EngineError('BAD_REQUEST', `A step takes at most ${maxBatch} tokens.`, { tokens: n + len, maxBatch });
       if (!(q.startPos >= 0) || end > maxContext)
@@ -252,8 +343,18 @@ export class ModelRunner {
         if (!Number.isInteger(t) || t < 0 || t >= this.cfg.vocabSize)
           throw new EngineError('BAD_REQUEST', `Token id ${t} is outside the vocabulary (0..${this.cfg.vocabSize - 1}).`, { token: t });
         ids[n + i] = t;
-        meta[2 * (n + i)] = q.startPos + i;
-        meta[2 * (n + i) + 1] = r;
+        const o = 4 * (n + i);
+        if (tree) {
+          const m = nodeMeta(tree.shape, q.startPos, tree.first + i, ds!);
+          meta[o] = m.ropePos;
+          meta[o + 2] = m.slot;
+          meta[o + 3] = m.mask;
+        } else {
+          meta[o] = q.startPos + i;
+          meta[o + 2] = q.startPos + i;
+          meta[o + 3] = 0xffffffff;
+        }
+        meta[o + 1] = r;
       }
       const used = Math.ceil(end / blockSize);
       for (let b = 0; b < used; b++) {
@@ -262,27 +363,41 @@ export class ModelRunner {
         tables[r * this.blocksPerSeq + b] = id;
       }
       n += len;
-      if (q.sample && rows.length + Math.min(q.verify ?? 0, len - 1) + 1 > this.opts.maxOutputs)
-        throw new EngineError('BAD_REQUEST', `A step samples at most ${this.opts.maxOutputs} positions.`, { maxOutputs: this.opts.maxOutputs });
-      if (q.sample) {
-        const k = Math.min(q.verify ?? 0, len - 1);
-        for (let i = k; i >= 0; i--) {
-          this.outScratch[rows.length] = n - 1 - i;
-          rows.push({ sampling: q.sample.sampling, counter: q.sample.counter + k - i });
-        }
-        if (q.sample.sampling.logprobs > 0) logprobs = true;
+      rowBase.push(-1);
+      if (!q.sample) return;
+      // Output rows: the last token of a plain sequence, or every fed tree node (at counter + its depth).
+      if (tree) for (let i = 0; i < len; i++) treePicks.push([r, n - len + i, q.sample.sampling, q.sample.counter + ds![tree.first + i]!]);
+      else {
+        rowBase[r] = rows.length;
+        this.outScratch[rows.length] = n - 1;
+        rows.push({ sampling: q.sample.sampling, counter: q.sample.counter });
       }
+      if (q.sample.sampling.logprobs > 0) logprobs = true;
+      if (q.sample.sampling.logprobs > 0 && tree) treeLogprobs = true;
     });
+    // Tree rows after the plain ones: the sampler draws only the plain rows (a tree's tokens come
+    // from the verifier), unless a tree asks for top logprobs.
+    const sampled = rows.length;
+    if (rows.length + treePicks.length > this.opts.maxOutputs)
+      throw new EngineError('BAD_REQUEST', `A step computes at most ${this.opts.maxOutputs} output rows (got ${rows.length + treePicks.length}).`, {
+        outputs: rows.length + treePicks.length,
+        maxOutputs: this.opts.maxOutputs,
+      });
+    for (const [r, tokenRow, sampling, counter] of treePicks) {
+      if (rowBase[r] === -1) rowBase[r] = rows.length;
+      this.outScratch[rows.length] = tokenRow;
+      rows.push({ sampling, counter });
+    }
     const q = this.ctx.device.queue;
     q.writeBuffer(this.tokenIds, 0, ids, 0, n);
-    q.writeBuffer(this.tokMeta, 0, meta, 0, 2 * n);
+    q.writeBuffer(this.tokMeta, 0, meta, 0, 4 * n);
     q.writeBuffer(this.tables, 0, tables, 0, seqs.length * this.blocksPerSeq);
     if (rows.length > 0) {
       q.writeBuffer(this.outRows, 0, this.outScratch, 0, rows.length);
       this.sampler.setRows(rows);
     }
     this.step.write(n, rows.length);
-    return { n, outs: rows.length, logprobs };
+    return { n, outs: rows.length, sampled: treeLogprobs ? rows.length : sampled, logprobs, rowBase };
   }
 
   /**
@@ -291,7 +406,7 @@ export class ModelRunner {
    */
   async run(seqs: readonly StepSeq[]): Promise<(StepResult | null)[]> {
     checkDevice(this.ctx);
-    const { n, outs, logprobs } = this.writeStep(seqs);
+    const { n, outs, sampled, logprobs, rowBase } = this.writeStep(seqs);
     const enc = this.ctx.device.createCommandEncoder();
     this.encodeForward(enc, n, outs);
     if (outs === 0) {
@@ -299,30 +414,205 @@ export class ModelRunner {
       return seqs.map(() => null);
     }
     const pass = enc.beginComputePass();
-    this.sampler.encode(pass, outs, logprobs);
+    if (sampled > 0) this.sampler.encode(pass, sampled, logprobs);
+    const verified = this.encodeVerify(pass, seqs, rowBase);
     pass.end();
-    const words = outs * SAMPLE_OUT_WORDS;
+    const words = Math.max(1, sampled) * SAMPLE_OUT_WORDS;
     enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, words * 4);
+    const st = this.specState;
+    if (verified > 0) enc.copyBufferToBuffer(st!.kernels.outBuffer, 0, st!.staging, 0, verified * VERIFY_OUT_WORDS * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    await this.staging.mapAsync(1, 0, words * 4);
-    const out = new Uint32Array(this.staging.getMappedRange(0, words * 4).slice(0));
-    this.staging.unmap();
+    const [out, vout] = await Promise.all([
+      this.stagingRead(this.staging, words),
+      verified > 0 ? this.stagingRead(st!.staging, verified * VERIFY_OUT_WORDS) : Promise.resolve(null),
+    ]);
     checkDevice(this.ctx);
     const f = new Float32Array(out.buffer);
-    let row = 0;
-    const result = (q: StepSeq): StepResult => {
-      const o = row++ * SAMPLE_OUT_WORDS;
+    const rowResult = (q: StepSeq, row: number, token = out[row * SAMPLE_OUT_WORDS]!, logprob = f[row * SAMPLE_OUT_WORDS + 1]!): StepResult => {
+      const o = row * SAMPLE_OUT_WORDS;
       const top: { token: number; logprob: number }[] = [];
       for (let i = 0; i < Math.min(q.sample!.sampling.logprobs, 32); i++) top.push({ token: out[o + 2 + 2 * i]!, logprob: f[o + 3 + 2 * i]! });
-      return { token: out[o]!, logprob: f[o + 1]!, topLogprobs: top };
+      return { token, logprob, topLogprobs: top };
     };
-    return seqs.map((q) => {
+    const parsed = vout ? SpecKernels.parse(vout, verified) : [];
+    let v = 0;
+    return seqs.map((q, i) => {
       if (!q.sample) return null;
-      const k = Math.min(q.verify ?? 0, q.tokens.length - 1);
-      if (k === 0) return result(q);
-      const chain = Array.from({ length: k + 1 }, () => result(q));
-      return { ...chain[k]!, chain };
+      const base = rowBase[i]!;
+      if (q.spec) {
+        // The accepted nodes' tokens, then the target's own; each with the top logprobs of the node it was drawn at.
+        const { path, tokens } = parsed[v++]!;
+        const chain = tokens.map((t, d) => rowResult(q, base + (d === 0 ? 0 : path[d - 1]!), t.token, t.logprob));
+        return { ...chain[chain.length - 1]!, chain, accepted: path.length };
+      }
+      return rowResult(q, base);
     });
+  }
+
+  private async stagingRead(buf: GPUBuffer, words: number): Promise<Uint32Array> {
+    await buf.mapAsync(1, 0, words * 4);
+    const out = new Uint32Array(buf.getMappedRange(0, words * 4).slice(0));
+    buf.unmap();
+    return out;
+  }
+
+  /** The speculative buffers and kernels (draft logits, tree verification, KV moves), made on first use. */
+  private spec(): SpecState {
+    if (this.specState) return this.specState;
+    const dev = this.ctx.device;
+    const { maxOutputs: O, maxSeqs: S, blockSize } = this.opts;
+    // A draft model's rows are read where it writes them.
+    const qLogits = this.draftRunner ? this.draftRunner.spec().qLogits : storageBuffer(dev, O * this.cfg.vocabSize * 4, 'spec.qLogits');
+    const kernels = new SpecKernels(this.ctx, { vocab: this.cfg.vocabSize, maxSeqs: S, maxNodes: O, pLogits: this.logits, qLogits });
+    const moves = storageBuffer(dev, (1 + S) * 16, 'spec.moves');
+    const kvMoves = this.layers.map(
+      (L) => new KvMove(this.ctx, L.kCache, L.vCache, this.tables, kernels.outBuffer, moves, this.qkvWidthKv, blockSize, this.blocksPerSeq),
+    );
+    const stagingWords = Math.max(S * VERIFY_OUT_WORDS, O * NODE_WORDS);
+    const staging = dev.createBuffer({ label: 'spec.staging', size: stagingWords * 4, usage: MAP_READ | COPY_DST });
+    this.buffers.push(moves, staging);
+    if (!this.draftRunner) this.buffers.push(qLogits);
+    this.specState = { kernels, qLogits, moves, kvMoves, staging, movesScratch: new Uint32Array(4 * (1 + S)) };
+    return this.specState;
+  }
+
+  /**
+   * Verify the step's speculative trees (sequences with `spec`) and move each accepted path's KV
+   * into place; returns how many were verified (their results are the verifier's rows 0 ..).
+   */
+  private encodeVerify(pass: GPUComputePassEncoder, seqs: readonly StepSeq[], rowBase: readonly number[]): number {
+    const specs: TreeSeqSpec[] = [];
+    const tableRows: number[] = [];
+    seqs.forEach((q, r) => {
+      if (!q.spec) return;
+      if (!q.tree || q.tree.first !== 0 || !q.sample || q.tokens.length !== q.tree.shape.parents.length)
+        throw new Error('hearth internal error: a verified tree must be fed whole and sampled');
+      const base = rowBase[r]!;
+      specs.push({
+        nodes: q.tree.shape.parents.map((parent, i) => ({ token: q.tokens[i]!, parent, pRow: base + i, qRow: q.spec!.qRows[i] ?? NO_ROW })),
+        method: q.spec.method,
+        temperature: q.sample.sampling.temperature,
+        draftTemperature: q.spec.draftTemperature,
+        seed: q.sample.sampling.seed,
+        counter: q.sample.counter,
+      });
+      tableRows.push(r);
+    });
+    if (specs.length === 0) return 0;
+    const st = this.spec();
+    st.kernels.write(specs);
+    const m = st.movesScratch;
+    m.fill(0, 0, 4 * (1 + specs.length));
+    m[0] = specs.length;
+    tableRows.forEach((r, v) => {
+      m[4 * (1 + v)] = v;
+      m[4 * (1 + v) + 1] = r;
+      m[4 * (1 + v) + 2] = seqs[r]!.startPos;
+    });
+    this.ctx.device.queue.writeBuffer(st.moves, 0, m, 0, 4 * (1 + specs.length));
+    st.kernels.encodeVerify(pass, specs.length);
+    for (const km of st.kvMoves) km.encode(pass, specs.length);
+    return specs.length;
+  }
+
+  /**
+   * Draft token trees with this model (the first `layers` blocks and the head: a self-draft when
+   * fewer than all): level by level, each level one forward pass over the level's nodes of every
+   * job (tree attention mask), its logits kept as the nodes' draft distributions, and the
+   * children drawn on the GPU (shaders/spec.wgsl `expand`, the way the verifier expects).
+   * One readback per level, of the drawn token ids. Writes these layers' KV at the tree's slots
+   * (the target's verification pass overwrites them). Draft rows: job j's node i at
+   * (sum of the earlier jobs' node counts) + i.
+   */
+  async draftTrees(jobs: readonly DraftJob[], drafter: number | 'model' = this.layers.length): Promise<DraftedTree[]> {
+    if (drafter === 'model') {
+      if (!this.draftRunner) throw new Error('hearth internal error: no draft model attached');
+      return this.draftRunner.draftTrees(jobs);
+    }
+    const layers = drafter;
+    checkDevice(this.ctx);
+    this.catchUp(jobs);
+    const st = this.spec();
+    const V = this.cfg.vocabSize;
+    const qOff: number[] = [];
+    let total = 0;
+    for (const j of jobs) {
+      qOff.push(total);
+      total += j.shape.parents.length;
+    }
+    if (total > this.opts.maxOutputs) throw new Error(`hearth internal error: ${total} draft nodes in one step, room for ${this.opts.maxOutputs}`);
+    const tokens = jobs.map((j) => j.shape.parents.map((_, i) => (i === 0 ? j.root : 0)));
+    const lv = jobs.map((j) => levels(j.shape));
+    const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
+    for (let d = 0; ; d++) {
+      const active = jobs.map((_, j) => j).filter((j) => lv[j]!.length > d + 1);
+      if (active.length === 0) break;
+      const { n, outs, rowBase } = this.writeStep(
+        active.map((j) => ({
+          blocks: jobs[j]!.blocks,
+          tokens: lv[j]![d]!.map((i) => tokens[j]![i]!),
+          startPos: jobs[j]!.startPos,
+          tree: { shape: jobs[j]!.shape, first: lv[j]![d]![0]! },
+          sample: { sampling: greedy, counter: 0 },
+        })),
+      );
+      const enc = this.ctx.device.createCommandEncoder();
+      this.encodeForward(enc, n, outs, undefined, layers);
+      active.forEach((j, a) => {
+        const first = lv[j]![d]![0]!;
+        enc.copyBufferToBuffer(this.logits, rowBase[a]! * V * 4, st.qLogits, (qOff[j]! + first) * V * 4, lv[j]![d]!.length * V * 4);
+      });
+      st.kernels.write(
+        active.map((j) => {
+          const job = jobs[j]!;
+          return {
+            nodes: job.shape.parents.map((parent, i) => ({ token: tokens[j]![i]!, parent, pRow: 0, qRow: qOff[j]! + i })),
+            method: job.method,
+            temperature: job.temperature,
+            draftTemperature: job.draftTemperature,
+            seed: job.seed,
+            counter: job.counter,
+          };
+        }),
+      );
+      const expandJobs = active.flatMap((j, a) => lv[j]![d]!.map((node) => ({ seq: a, node })));
+      st.kernels.writeJobs(expandJobs);
+      const pass = enc.beginComputePass();
+      st.kernels.encodeExpand(pass, expandJobs.length);
+      pass.end();
+      const nodeWords = active.reduce((acc, j) => acc + jobs[j]!.shape.parents.length, 0) * NODE_WORDS;
+      enc.copyBufferToBuffer(st.kernels.nodesBuffer, 0, st.staging, 0, nodeWords * 4);
+      this.ctx.device.queue.submit([enc.finish()]);
+      const words = await this.stagingRead(st.staging, nodeWords);
+      checkDevice(this.ctx);
+      active.forEach((j, a) => {
+        const base = st.kernels.nodeBase(a);
+        for (const i of lv[j]![d + 1]!) tokens[j]![i] = words[(base + i) * NODE_WORDS]!;
+      });
+    }
+    return jobs.map((j, k) => ({ tokens: tokens[k]!, qRows: j.shape.parents.map((_, i) => qOff[k]! + i) }));
+  }
+
+  /** Feed the jobs' catch-up tokens (KV only), in passes of at most maxBatch tokens and maxSeqs sequences. */
+  private catchUp(jobs: readonly DraftJob[]): void {
+    const { maxBatch, maxSeqs } = this.opts;
+    const left = jobs.filter((j) => j.catchUp && j.catchUp.tokens.length > 0).map((j) => ({ j, done: 0 }));
+    while (left.some((x) => x.done < x.j.catchUp!.tokens.length)) {
+      const seqs: StepSeq[] = [];
+      let budget = maxBatch;
+      for (const x of left) {
+        const { from, tokens } = x.j.catchUp!;
+        const n = Math.min(tokens.length - x.done, budget);
+        if (n <= 0 || seqs.length === maxSeqs) continue;
+        seqs.push({ blocks: x.j.blocks, tokens: tokens.slice(x.done, x.done + n), startPos: from + x.done });
+        x.done += n;
+        budget -= n;
+      }
+      const { n } = this.writeStep(seqs);
+      const enc = this.ctx.device.createCommandEncoder();
+      this.encodeForward(enc, n, 0);
+      this.ctx.device.queue.submit([enc.finish()]);
+    }
   }
 
   /** Like run() but reads back the full logits of every sequence that has `sample` set (tests and evaluation). */

@@ -18,6 +18,12 @@ export interface LoadOptions {
   maxBatch?: number;
   /** Most sequences served in one step (default 32, at most maxBatch). */
   maxSeqs?: number;
+  /**
+   * Rows of logits one step computes: a sample per sequence plus every node of the speculative
+   * draft trees (default maxSeqs + 32, at most maxBatch). Each row costs vocabSize × 4 bytes, twice
+   * with a draft.
+   */
+  maxOutputs?: number;
   /** Tokens per KV block, a power of two (default 16; see docs/ARCHITECTURE.md for the measurement). */
   blockSize?: number;
   /**
@@ -34,6 +40,20 @@ export interface LoadOptions {
    * is no default budget; running out is still caught and reported as MODEL_TOO_LARGE.
    */
   gpuBudgetBytes?: number;
+  /**
+   * A draft model for speculative decoding (speculative.draft 'model'): a smaller GGUF with the
+   * same vocabulary, loaded on the same device with the target's KV block layout (its block ids
+   * mirror the target's). A different vocabulary is BAD_MODEL_FILE with the numbers.
+   */
+  draft?: ByteSource;
+}
+
+/** A draft model loaded beside the target. */
+export interface LoadedDraft {
+  file: GGUFFile;
+  cfg: ModelConfig;
+  weights: ModelWeights;
+  runner: ModelRunner;
 }
 
 export interface LoadedModel {
@@ -42,6 +62,8 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   weights: ModelWeights;
   runner: ModelRunner;
+  /** The draft model (LoadOptions.draft), attached to the runner as its 'model' drafter. */
+  draft: LoadedDraft | null;
   /** The serving loop over the runner: every request goes through it (continuous batching). */
   scheduler: Scheduler;
   chatTemplate: string | null;
@@ -69,6 +91,17 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
     for (const b of weights.buffers) b.destroy();
     throw e;
   }
+  let draft: LoadedDraft | null = null;
+  if (opts.draft) {
+    try {
+      draft = await loadDraft(ctx, opts.draft, file, runnerOpts);
+      runner.attachDraft(draft.runner);
+    } catch (e) {
+      runner.destroy();
+      for (const b of weights.buffers) b.destroy();
+      throw e;
+    }
+  }
   const tmpl = file.metadata.get('tokenizer.chat_template');
   return {
     file,
@@ -76,13 +109,45 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
     tokenizer,
     weights,
     runner,
+    draft,
     scheduler: new Scheduler(runner),
     chatTemplate: typeof tmpl === 'string' ? tmpl : null,
     destroy() {
+      if (draft) {
+        draft.runner.destroy();
+        for (const b of draft.weights.buffers) b.destroy();
+      }
       runner.destroy();
       for (const b of weights.buffers) b.destroy();
     },
   };
+}
+
+/** Load a draft model for `target`: the same vocabulary (checked before any GPU allocation) and KV block layout. */
+async function loadDraft(ctx: GpuContext, src: ByteSource, target: GGUFFile, opts: RunnerOptions): Promise<LoadedDraft> {
+  const file = await parseGGUF(src);
+  const cfg = modelConfig(file);
+  const tokens = (f: GGUFFile): readonly string[] => {
+    const t = f.metadata.get('tokenizer.ggml.tokens');
+    return Array.isArray(t) ? (t as string[]) : [];
+  };
+  const want = tokens(target);
+  const got = tokens(file);
+  let first = -1;
+  for (let i = 0; i < Math.max(want.length, got.length) && first < 0; i++) if (want[i] !== got[i]) first = i;
+  if (first >= 0 || want.length === 0)
+    throw new EngineError(
+      'BAD_MODEL_FILE',
+      `The draft model's vocabulary differs from the target's (${got.length} vs ${want.length} tokens, first difference at id ${first}); a draft must share the target's tokenizer.`,
+      { draftVocab: got.length, targetVocab: want.length, firstDifference: first },
+    );
+  const weights = await loadWeights(ctx, file, src, cfg, { otherBytes: ModelRunner.estimateBytes(cfg, opts) });
+  try {
+    return { file, cfg, weights, runner: new ModelRunner(ctx, cfg, weights, opts) };
+  } catch (e) {
+    for (const b of weights.buffers) b.destroy();
+    throw e;
+  }
 }
 
 /** The runner's shape from the load options and the device's limits; a bad option is BAD_REQUEST with the numbers. */
@@ -105,6 +170,13 @@ function runnerOptions(ctx: GpuContext, cfg: ModelConfig, maxContext: number, ma
       `One KV block of this model needs ${blockSize * bytesPerToken} bytes in one buffer; this device binds at most ${limit}.`,
       { blockSize, bytesPerToken, maxBindingBytes: limit },
     );
-  // Room for up to 32 drafted tokens per step beside one sample per sequence (speculative decoding).
-  return { maxContext, maxBatch, maxSeqs, maxOutputs: Math.min(maxSeqs + 32, maxBatch), blockSize, numBlocks: tokens / blockSize };
+  // Room for up to 32 draft-tree nodes per step beside one sample per sequence (speculative decoding).
+  const maxOutputs = Math.min(opts.maxOutputs ?? maxSeqs + 32, maxBatch);
+  if (!(Number.isInteger(maxOutputs) && maxOutputs >= maxSeqs))
+    throw new EngineError('BAD_REQUEST', `maxOutputs is ${maxOutputs}; it must be an integer from maxSeqs (${maxSeqs}) to maxBatch (${maxBatch}).`, {
+      maxOutputs,
+      maxSeqs,
+      maxBatch,
+    });
+  return { maxContext, maxBatch, maxSeqs, maxOutputs, blockSize, numBlocks: tokens / blockSize };
 }

@@ -7,10 +7,14 @@ export interface AttentionRefShape {
   headDim: number;
 }
 
-/** A query token: its position and its sequence's block table. */
+/** A query token: its position and its sequence's block table; a tree node also its slot and mask (src/spec/tree.ts nodeMeta). */
 export interface RefToken {
   pos: number;
   blocks: readonly number[];
+  /** KV slot (default pos): keys 0 ..= slot. */
+  slot?: number;
+  /** Visibility of keys slot - b, b < 32 (default all). */
+  mask?: number;
 }
 
 /**
@@ -34,8 +38,9 @@ export function attentionRef(
   const M = tokens.length;
   const out = new Float64Array(M * numHeads * hd);
   for (let m = 0; m < M; m++) {
-    const { pos, blocks } = tokens[m]!;
-    const nKeys = pos + 1;
+    const { pos, blocks, slot = pos, mask = 0xffffffff } = tokens[m]!;
+    const nKeys = slot + 1;
+    const seen = (j: number): boolean => slot - j >= 32 || ((mask >>> (slot - j)) & 1) === 1;
     const row = (j: number): number => blocks[Math.floor(j / blockSize)]! * blockSize + (j % blockSize);
     for (let h = 0; h < numHeads; h++) {
       const kvh = Math.floor(h / group);
@@ -46,7 +51,7 @@ export function attentionRef(
         let d = 0;
         const kb = row(j) * kvStride + kvh * hd;
         for (let i = 0; i < hd; i++) d += q[qb + i]! * kPool[kb + i]!;
-        s[j] = d * scale;
+        s[j] = seen(j) ? d * scale : -Infinity;
         mx = Math.max(mx, s[j]!);
       }
       let z = 0;

@@ -8,7 +8,7 @@ import type { ChatCompletionCreateParamsBase, CompletionCreateParamsBase } from 
 import type { BenchOptions, BenchResult } from '../engine/bench.js';
 import type { GenerateRequest, GenerateResult } from '../engine/generate.js';
 import type { ModelConfig } from '../model/config.js';
-import type { SchedulerStats } from '../engine/scheduler.js';
+import type { SchedulerStats, SpeculativeOptions } from '../engine/scheduler.js';
 
 /** A model to load: a URL (fetched by the worker), the file's bytes (transferred), or a Blob/File. */
 export type ModelSource = string | ArrayBuffer | Blob;
@@ -28,6 +28,10 @@ export interface WorkerLoadOptions {
   modelName?: string;
   /** A semantic cache in this origin's IndexedDB (the lexical embedder): `true` for the defaults. */
   semanticCache?: boolean | WorkerCacheOptions;
+  /** A draft model for speculative decoding (same vocabulary as the model), loaded beside it: requests use it with speculative.draft 'model'. */
+  draft?: ModelSource;
+  /** Speculative decoding for requests that do not set `speculative` (default off). */
+  speculative?: SpeculativeOptions;
 }
 
 /** The worker's semantic cache: persisted in IndexedDB, so answers survive a reload. */

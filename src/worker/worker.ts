@@ -287,14 +287,18 @@ const api = {
         const c = await device();
         // Free the old weights first: two models may not fit side by side.
         await unloadNow();
-        let src: ByteSource;
-        if (typeof source === 'string') src = blobSource(await fetchBlob(source, onProgress));
-        else if (source instanceof ArrayBuffer) src = bufferSource(source);
-        else if (source instanceof Blob) src = blobSource(source);
-        else throw new EngineError('BAD_REQUEST', 'load() takes a URL string, an ArrayBuffer or a Blob/File.');
+        const open = async (s: ModelSource): Promise<ByteSource> => {
+          if (typeof s === 'string') return blobSource(await fetchBlob(s, onProgress));
+          if (s instanceof ArrayBuffer) return bufferSource(s);
+          if (s instanceof Blob) return blobSource(s);
+          throw new EngineError('BAD_REQUEST', 'load() takes a URL string, an ArrayBuffer or a Blob/File (and so does its `draft` option).');
+        };
+        const src = await open(source);
+        const draft = opts.draft !== undefined ? await open(opts.draft) : null;
         let lastPct = -1;
         const model = await loadModel(c, src, {
           ...pickDefined(opts, ['maxContext', 'maxBatch', 'maxSeqs', 'blockSize', 'kvCacheTokens']),
+          ...(draft ? { draft } : {}),
           onProgress: (loadedBytes, totalBytes) => {
             const pct = Math.floor((100 * loadedBytes) / Math.max(1, totalBytes));
             if (pct === lastPct) return;
@@ -312,6 +316,7 @@ const api = {
         }
         engine = new LocalEngine(model, {
           ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
+          ...(opts.speculative ? { speculative: opts.speculative } : {}),
           ...(semanticCache ? { semanticCache, semanticCacheByDefault: cacheOpts?.byDefault ?? false } : {}),
         });
         return engineInfo(c);

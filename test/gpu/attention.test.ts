@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { Attention } from '../../src/kernels/attention.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
-import { attentionRef } from '../../src/ref/attention.js';
+import { attentionRef, type RefToken } from '../../src/ref/attention.js';
+import { fullTree, nodeMeta, type TreeShape } from '../../src/spec/tree.js';
 import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledSeqs, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 interface Case {
@@ -97,4 +98,85 @@ describe('paged attention', () => {
       expect(got.subarray(M * qWidth).every((x) => x === 0)).toBe(true);
     });
   }
+});
+
+// Speculative token trees: every node's K/V is in the cache at its own slot (start + node), and a
+// node may see only the context before the root and its own ancestors; a sibling branch's keys
+// are real numbers here (not NaN), so only the mask keeps them out. A plain decode shares the step.
+describe('tree attention mask', () => {
+  const trees: [name: string, shape: TreeShape, start: number][] = [
+    ['binary depth 2', fullTree(2, 2), 37],
+    ['binary depth 4 (31 nodes) across the 32-key mask edge', fullTree(2, 4), 70],
+    ['ternary depth 2 at the root of the cache', fullTree(3, 2), 0],
+  ];
+  for (const [name, shape, start] of trees)
+    it.each(TUNINGS)(`${name}, barrierFree $barrierFree`, async (tuning) => {
+      const ctx = withTuning(await gpu(), tuning);
+      const r = rng(start * 131 + shape.parents.length);
+      const [numHeads, numKvHeads, headDim, blockSize] = [4, 2, 32, 8];
+      const kvWidth = numKvHeads * headDim;
+      const qWidth = numHeads * headDim;
+      const nodes = shape.parents.length;
+      const { seqs, numBlocks } = shuffledSeqs(
+        r,
+        [
+          [start, nodes],
+          [19, 1],
+        ],
+        blockSize,
+        2,
+      );
+      const k = new Float32Array(numBlocks * blockSize * kvWidth).fill(NaN);
+      const v = new Float32Array(numBlocks * blockSize * kvWidth).fill(NaN);
+      for (const sq of seqs)
+        for (let pos = 0; pos < sq.startPos + sq.M; pos++) {
+          const row = sq.blocks[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
+          k.set(randn(r, kvWidth, 1.5), row * kvWidth);
+          v.set(randn(r, kvWidth), row * kvWidth);
+        }
+      const M = nodes + 1;
+      const meta = new Uint32Array(4 * M);
+      const tokens: RefToken[] = [];
+      for (let i = 0; i < nodes; i++) {
+        const m = nodeMeta(shape, start, i);
+        meta.set([m.ropePos, 0, m.slot, m.mask], 4 * i);
+        tokens.push({ pos: m.ropePos, slot: m.slot, mask: m.mask, blocks: seqs[0]!.blocks });
+      }
+      meta.set([19, 1, 19, 0xffffffff], 4 * nodes);
+      tokens.push({ pos: 19, blocks: seqs[1]!.blocks });
+      const blocksPerSeq = Math.max(...seqs.map((x) => x.blocks.length));
+      const tables = new Uint32Array(2 * blocksPerSeq);
+      seqs.forEach((x, i) => tables.set(x.blocks, i * blocksPerSeq));
+      const paging = { tokMeta: storageFrom(ctx.device, meta, 'tokMeta'), tables: storageFrom(ctx.device, tables, 'tables'), blockSize, blocksPerSeq };
+      const q = randn(r, M * qWidth, 1.5);
+      const qBuf = storageFrom(ctx.device, q, 'q');
+      const kBuf = storageFrom(ctx.device, k, 'k');
+      const vBuf = storageFrom(ctx.device, v, 'v');
+      const oBuf = storageBuffer(ctx.device, M * qWidth * 4, 'o');
+      const step = new StepUniform(ctx.device);
+      step.write(M);
+      await validated(ctx, () => {
+        const kern = new Attention(ctx, qBuf, kBuf, vBuf, oBuf, step.buffer, numHeads, numKvHeads, headDim, paging);
+        const enc = ctx.device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        kern.encode(pass, M);
+        pass.end();
+        ctx.device.queue.submit([enc.finish()]);
+      });
+      const got = await readF32(ctx, oBuf, M * qWidth);
+      const want = attentionRef(q, k, v, tokens, blockSize, { numHeads, numKvHeads, headDim });
+      expectClose(got, want, { maxNmse: TOL.transcendental });
+      // The mask matters: plain causal attention over the slots differs for every non-chain node.
+      const unmasked = attentionRef(
+        q,
+        k,
+        v,
+        tokens.map((t) => ({ ...t, mask: 0xffffffff })),
+        blockSize,
+        { numHeads, numKvHeads, headDim },
+      );
+      let diff = 0;
+      for (let i = 0; i < got.length; i++) diff = Math.max(diff, Math.abs(got[i]! - unmasked[i]!));
+      expect(diff).toBeGreaterThan(1e-3);
+    });
 });

@@ -33,19 +33,29 @@ describe('hearth CLI', () => {
     expect(r.json).toEqual({ tokens: tok.encode(text, { addBos: false }) });
   });
 
-  test('generate --speculative gives the plain greedy tokens and reports its drafts; a bad setting is BAD_REQUEST', async () => {
+  test('generate --speculative gives the plain greedy tokens and reports its drafts; a GGUF path is a draft model; a bad setting is BAD_REQUEST', async () => {
     const base = ['generate', '--model', model, '--prompt', 'one two three one two three one two', '--max-tokens', '24', '--temperature', '0', '--json'];
     const plain = await hearth(base);
-    const spec = await hearth([...base, '--speculative', '{"draft":"ngram","depth":3}']);
-    expect(spec.code).toBe(0);
-    expect(spec.json.tokens).toEqual(plain.json.tokens);
-    expect(spec.json.speculative).toMatchObject({ drafted_tokens: expect.any(Number), accepted_tokens: expect.any(Number) });
+    for (const spec of ['{"draft":"ngram","depth":3}', `{"draft":${JSON.stringify(model)},"tree":{"width":2,"depth":2}}`, '{"draft":"self:1"}']) {
+      const r = await hearth([...base, '--speculative', spec]);
+      expect(r.code, spec).toBe(0);
+      expect(r.json.tokens).toEqual(plain.json.tokens);
+      expect(r.json.speculative).toMatchObject({ drafted_tokens: expect.any(Number), accepted_tokens: expect.any(Number) });
+    }
     expect(plain.json.speculative).toBeUndefined();
-    const bad = await hearth([...base, '--speculative', '{"draft":"model"}']);
-    expect(bad.code).toBe(1);
-    expect(bad.json).toMatchObject({ error: { code: 'BAD_REQUEST' } });
-    const notJson = await hearth([...base, '--speculative', 'ngram']);
-    expect(notJson.json).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    for (const bad of ['{"draft":"model"}', '{"draft":"draft"}', '{"draft":"ngram","method":"spechub"}', 'ngram']) {
+      const r = await hearth([...base, '--speculative', bad]);
+      expect(r.code, bad).toBe(1);
+      expect(r.json, bad).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    }
+    const missing = await hearth([...base, '--speculative', '{"draft":"no-such-draft.gguf"}']);
+    expect(missing.code).toBe(1);
+  });
+
+  test('bench --speculative measures plain and speculative decoding through the serving loop', async () => {
+    const r = await hearth(['bench', '--model', model, '--prompt-tokens', '16', '--decode-tokens', '12', '--speculative', '{"draft":"self:1"}', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.json.speculative).toMatchObject({ temperature: 0, identical: true, tokens_per_target_pass: expect.any(Number), speedup: expect.any(Number) });
   });
 
   test('generate --json follows the contract', async () => {

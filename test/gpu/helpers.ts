@@ -83,7 +83,7 @@ export interface PagedSeq {
 }
 
 /**
- * The per-token (position, sequence row) buffer and the block-table buffer of a step, plus the
+ * The per-token (RoPE position, sequence row, KV slot, attention mask) buffer and the block-table buffer of a step, plus the
  * reference's view of every token. Sequences are laid out in order, tokens contiguous.
  */
 export function pagedStep(ctx: GpuContext, seqs: readonly PagedSeq[], blockSize: number): { paging: KvPaging; tokens: RefToken[] } {
@@ -92,7 +92,7 @@ export function pagedStep(ctx: GpuContext, seqs: readonly PagedSeq[], blockSize:
   const tokens: RefToken[] = [];
   seqs.forEach((s, r) => {
     for (let i = 0; i < s.M; i++) {
-      meta.push(s.startPos + i, r);
+      meta.push(s.startPos + i, r, s.startPos + i, 0xffffffff);
       tokens.push({ pos: s.startPos + i, blocks: s.blocks });
     }
   });

@@ -58,10 +58,10 @@ describe('rope', () => {
       const table = ropeTableBuffer(ctx, c.cfg, c.startPos + cap);
       const step = new StepUniform(ctx.device);
       step.write(c.M);
-      // Each token's (position, sequence row): consecutive positions from startPos.
+      // Each token's (RoPE position, sequence row, slot, mask): consecutive positions from startPos.
       const tokMeta = storageFrom(
         ctx.device,
-        Uint32Array.from({ length: 2 * c.M }, (_, i) => (i % 2 === 0 ? c.startPos + i / 2 : 0)),
+        Uint32Array.from({ length: 4 * c.M }, (_, i) => (i % 4 === 0 || i % 4 === 2 ? c.startPos + Math.floor(i / 4) : i % 4 === 3 ? 0xffffffff : 0)),
         'tokMeta',
       );
       await validated(ctx, () => {

@@ -4,10 +4,12 @@
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { generate, type GenerateRequest, type GenerateResult } from '../../src/engine/generate.js';
+import type { SpeculativeOptions } from '../../src/engine/scheduler.js';
 import { LocalEngine } from '../../src/engine/local-engine.js';
 import { fileSource } from '../../src/model/file-source-node.js';
 import { loadModel, type LoadedModel, type LoadOptions } from '../../src/model/model.js';
-import { fixturePath } from '../fixtures/models.js';
+import { FIXTURES, fixturePath, type FixtureSpec } from '../fixtures/models.js';
+import { GGMLType } from '../../src/model/gguf.js';
 import { rng } from '../fixtures/random.js';
 import { gpu } from './helpers.js';
 
@@ -61,26 +63,39 @@ describe('serving on the GPU', () => {
     expect(warm.tokenLogprobs.length).toBe(cold.tokenLogprobs.length);
   });
 
-  test('speculative decoding (n-gram drafts, verified in the same pass) gives the plain greedy tokens, alone and batched', async () => {
+  // Every drafter and tree shape, verified on the GPU (shaders/spec.wgsl) with the accepted KV
+  // moved into place (kv-move.wgsl): token for token the plain greedy output, logprobs included.
+  const SPECS: [name: string, spec: SpeculativeOptions][] = [
+    ['n-gram chain', { draft: 'ngram', depth: 4 }],
+    ['n-gram tree of width 2', { draft: 'ngram', tree: { width: 2, depth: 3 } }],
+    ['self-draft chain', { draft: 'self:1', tree: { width: 1, depth: 3 } }],
+    ['self-draft binary tree', { draft: 'self:1', tree: { width: 2, depth: 3 } }],
+  ];
+  test.each(SPECS)('speculative decoding (%s) gives the plain greedy tokens and logprobs, alone and batched', async (name, spec) => {
     const r = rng(9);
     // Repetitive prompts (a phrase said three times), where prompt lookup drafts well.
     const reqs: GenerateRequest[] = [0, 1, 2].map((i) => {
       const phrase = words(model, r, 5 + i);
-      return { promptTokens: [...phrase, ...phrase, ...phrase], maxTokens: 40, temperature: 0 };
+      return { promptTokens: [...phrase, ...phrase, ...phrase], maxTokens: 40, temperature: 0, logprobs: 2 };
     });
     const plain: GenerateResult[] = [];
     for (const q of reqs) plain.push(await generate(model, q));
-    const spec = { draft: 'ngram' as const, depth: 4 };
     const before = model.scheduler.stats();
     const alone = await generate(model, { ...reqs[0]!, speculative: spec });
     expect(alone.tokens).toEqual(plain[0]!.tokens);
     const together = await Promise.all(reqs.map((q) => generate(model, { ...q, speculative: spec })));
-    together.forEach((t, i) => expect(t.tokens, `request ${i}`).toEqual(plain[i]!.tokens));
+    together.forEach((t, i) => {
+      expect(t.tokens, `request ${i}`).toEqual(plain[i]!.tokens);
+      const lp = (g: GenerateResult): number[] => g.tokenLogprobs;
+      lp(t).forEach((x, j) => expect(x, `request ${i} token ${j}`).toBeCloseTo(lp(plain[i]!)[j]!, 4));
+      expect(t.logprobs.map((l) => l.map((e) => e.token))).toEqual(plain[i]!.logprobs.map((l) => l.map((e) => e.token)));
+    });
     const after = model.scheduler.stats();
     const drafted = after.draftedTokens - before.draftedTokens;
     const accepted = after.acceptedDraftTokens - before.acceptedDraftTokens;
-    console.log(`speculative: ${accepted} of ${drafted} drafted tokens accepted in ${after.verifySteps - before.verifySteps} verify steps`);
-    expect(accepted).toBeGreaterThan(0);
+    console.log(`speculative ${name}: ${accepted} of ${drafted} drafted tokens accepted in ${after.verifySteps - before.verifySteps} verify steps`);
+    expect(after.verifySteps).toBeGreaterThan(before.verifySteps);
+    if (spec.draft === 'ngram') expect(accepted).toBeGreaterThan(0);
     expect(model.runner.pool.stats().used).toBe(0);
   });
 
@@ -201,6 +216,62 @@ describe('a pool smaller than the context', () => {
     await expect(load({ blockSize: 12 })).resolves.toMatchObject({ code: 'BAD_REQUEST', details: { blockSize: 12 } });
     await expect(load({ kvCacheTokens: 0 })).resolves.toMatchObject({ code: 'BAD_REQUEST', details: { kvCacheTokens: 0 } });
     await expect(load({ maxSeqs: 0 })).resolves.toMatchObject({ code: 'BAD_REQUEST', details: { maxSeqs: 0 } });
+  });
+});
+
+describe('speculative decoding with a draft model', () => {
+  // The draft: the same random weights quantized to Q4_0 (the target is Q8_0), so they mostly agree.
+  const target = FIXTURES[FIXTURE]!;
+  const draftSpec: FixtureSpec = { ...target, name: `${target.name}-draft-q4_0`, type: GGMLType.Q4_0 };
+
+  test('greedy output equals the plain output, the draft catches up after prefill and preemption; most drafts are accepted', async () => {
+    // A pool of 14 blocks for three requests of up to 128 + a tree: some are preempted and recomputed, the draft's KV with them.
+    const draftSrc = await fileSource(fixturePath(draftSpec));
+    const model = await load({ maxContext: 256, maxBatch: 64, blockSize: 16, kvCacheTokens: 224, draft: draftSrc });
+    try {
+      expect(model.draft?.cfg.vocabSize).toBe(model.cfg.vocabSize);
+      const r = rng(21);
+      const reqs: GenerateRequest[] = [0, 1, 2].map((i) => ({ promptTokens: words(model, r, 20 + 30 * i), maxTokens: 48, temperature: 0 }));
+      const plain: GenerateResult[] = [];
+      for (const q of reqs) plain.push(await generate(model, q));
+      for (const spec of [
+        { draft: 'model', depth: 4 },
+        { draft: 'model', tree: { width: 2, depth: 3 } },
+      ] as SpeculativeOptions[]) {
+        const before = model.scheduler.stats();
+        const outs = await Promise.all(reqs.map((q) => generate(model, { ...q, speculative: spec })));
+        outs.forEach((o, i) => expect(o.tokens, `${JSON.stringify(spec)} request ${i}`).toEqual(plain[i]!.tokens));
+        const after = model.scheduler.stats();
+        const drafted = after.draftedTokens - before.draftedTokens;
+        const accepted = after.acceptedDraftTokens - before.acceptedDraftTokens;
+        const steps = after.verifySteps - before.verifySteps;
+        console.log(
+          `draft model ${JSON.stringify(spec)}: ${accepted} of ${drafted} drafted tokens accepted, ${((accepted + steps) / steps).toFixed(2)} tokens per target pass`,
+        );
+        // A Q4_0 copy of the target's weights agrees with it on most greedy tokens: well over one token per pass.
+        expect((accepted + steps) / steps).toBeGreaterThan(1.5);
+        expect(after.preemptions).toBeGreaterThan(before.preemptions);
+      }
+      expect(model.runner.pool.stats().used).toBe(0);
+    } finally {
+      model.destroy();
+      await draftSrc.close?.();
+    }
+  });
+
+  test('a draft with another vocabulary is BAD_MODEL_FILE with the numbers; draft "model" without one is BAD_REQUEST', async () => {
+    const other = await fileSource(fixturePath('llama-q4_0'));
+    const err = await load({ maxContext: 64, draft: other }).catch((x: unknown) => x);
+    await other.close?.();
+    expect(err).toMatchObject({ code: 'BAD_MODEL_FILE', details: { firstDifference: expect.any(Number) } });
+    const model = await load({ maxContext: 64 });
+    try {
+      await expect(generate(model, { promptTokens: [1, 2, 3], maxTokens: 2, temperature: 0, speculative: { draft: 'model' } })).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+      });
+    } finally {
+      model.destroy();
+    }
   });
 });
 
