@@ -31,15 +31,40 @@ const arg = (name: string): string | undefined => {
 const models = arg('--target') ? null : ensureBenchModels(['f32', 'q4_0']);
 const targetPath = arg('--target') ?? models!.f32;
 const draftPath = arg('--draft') ?? models!.q4_0;
-const TOKENS = Number(arg('--tokens') ?? 64);
+const TOKENS = Number(arg('--tokens') ?? 40);
 /** Plain and speculative runs alternate this many times per row; medians are reported. */
-const ROUNDS = Number(arg('--rounds') ?? 2);
+const ROUNDS = Number(arg('--rounds') ?? 1);
+/** New tokens per request in the acceptance table (16 requests per cell). */
+const ACC_TOKENS = Number(arg('--acc-tokens') ?? 48);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const ctx = await acquireNodeDevice();
 const src = await fileSource(targetPath);
 const draftSrc = await fileSource(draftPath);
-const model = await loadModel(ctx, src, { maxContext: 512, draft: draftSrc });
+// Room for 16 sequences with 15-node trees in one step (the acceptance table).
+const model = await loadModel(ctx, src, { maxContext: 512, maxBatch: 512, maxOutputs: 512, maxSeqs: 16, draft: draftSrc });
+// Where a step's time goes: drafting (draftTrees) and the target's pass (run), summed.
+const timing = { draftMs: 0, runMs: 0, verifyMs: 0 };
+const runner = model.runner;
+const draftTrees = runner.draftTrees.bind(runner);
+const run = runner.run.bind(runner);
+runner.draftTrees = async (...a) => {
+  const t0 = performance.now();
+  try {
+    return await draftTrees(...a);
+  } finally {
+    timing.draftMs += performance.now() - t0;
+  }
+};
+runner.run = async (...a) => {
+  const t0 = performance.now();
+  try {
+    return await run(...a);
+  } finally {
+    timing.runMs += performance.now() - t0;
+    if (a[0].some((q) => q.spec)) timing.verifyMs += performance.now() - t0;
+  }
+};
 const V = model.cfg.vocabSize;
 // The bench prompt (cycled ids) for the model drafts; a phrase said four times for prompt lookup.
 const plainPrompt = benchPrompt(V, 64);
@@ -78,6 +103,10 @@ interface Row {
   perPass: number;
   acceptRate: number;
   identical: boolean | null;
+  /** ms per step: a plain decode step; drafting and the target's verification pass of a speculative step. */
+  plainStepMs: number;
+  draftMs: number;
+  verifyMs: number;
 }
 const rows: Row[] = [];
 await generate(model, { promptTokens: plainPrompt, maxTokens: 4, temperature: 0, ignoreEog: true });
@@ -90,16 +119,30 @@ for (const T of [0, 0.6, 1.0]) {
     let accepted = 0;
     let steps = 0;
     let drafted = 0;
+    let plainStepMs = 0;
+    let draftMs = 0;
+    let verifyMs = 0;
     for (let r = 0; r < ROUNDS; r++) {
+      let st0 = model.scheduler.stats();
+      timing.runMs = 0;
       const plain = await generate(model, req);
       plainRates.push(plain.timings.decodeTokensPerS);
-      const before = model.scheduler.stats();
+      plainStepMs += timing.runMs / (model.scheduler.stats().steps - st0.steps);
+      st0 = model.scheduler.stats();
+      timing.runMs = 0;
+      timing.draftMs = 0;
+      timing.verifyMs = 0;
       const spec = await generate(model, { ...req, speculative: c.spec });
       const after = model.scheduler.stats();
       specRates.push(spec.timings.decodeTokensPerS);
-      accepted += after.acceptedDraftTokens - before.acceptedDraftTokens;
-      drafted += after.draftedTokens - before.draftedTokens;
-      steps += after.verifySteps - before.verifySteps;
+      const vs = after.verifySteps - st0.verifySteps;
+      accepted += after.acceptedDraftTokens - st0.acceptedDraftTokens;
+      drafted += after.draftedTokens - st0.draftedTokens;
+      steps += vs;
+      if (vs > 0) {
+        draftMs += timing.draftMs / vs;
+        verifyMs += timing.verifyMs / vs;
+      }
       if (T === 0) identical = identical! && JSON.stringify(plain.tokens) === JSON.stringify(spec.tokens);
     }
     rows.push({
@@ -112,10 +155,50 @@ for (const T of [0, 0.6, 1.0]) {
       perPass: steps > 0 ? (accepted + steps) / steps : 1,
       acceptRate: drafted > 0 ? accepted / drafted : 0,
       identical,
+      plainStepMs: plainStepMs / ROUNDS,
+      draftMs: draftMs / ROUNDS,
+      verifyMs: verifyMs / ROUNDS,
     });
     process.stderr.write(`${JSON.stringify(rows.at(-1))}\n`);
   }
 }
+// Acceptance at equal tree size: 16 requests at once (different prompts and seeds), each through
+// its own binary tree, so every cell rests on a few hundred verified trees. Wall time is not the
+// point here; tokens per target pass is.
+interface Acc {
+  T: number;
+  drafter: string;
+  method: string;
+  perPass: number;
+  steps: number;
+}
+const acc: Acc[] = [];
+for (const T of [0.6, 1.0])
+  for (const [drafter, draft] of [
+    ['Q4_0 draft model', 'model'],
+    ['self-draft, 2 of 4 blocks', 'self:2'],
+  ] as const)
+    for (const method of ['spechub', 'rrs-wo', 'rrs'] as const) {
+      const before = model.scheduler.stats();
+      await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          generate(model, {
+            promptTokens: benchPrompt(V, 24 + i).slice(i),
+            maxTokens: ACC_TOKENS,
+            temperature: T,
+            topK: 0,
+            topP: 1,
+            seed: 100 + i,
+            ignoreEog: true,
+            speculative: { draft, tree: TREE, method },
+          }),
+        ),
+      );
+      const after = model.scheduler.stats();
+      const steps = after.verifySteps - before.verifySteps;
+      acc.push({ T, drafter, method, steps, perPass: (after.acceptedDraftTokens - before.acceptedDraftTokens + steps) / steps });
+      process.stderr.write(`${JSON.stringify(acc.at(-1))}\n`);
+    }
 model.destroy();
 await src.close?.();
 await draftSrc.close?.();
@@ -124,10 +207,26 @@ const m = machineInfo();
 const f = (x: number, d = 2): string => x.toFixed(d);
 const rel = (p: string): string => p.replace(REPO + '/', '');
 const hub = (T: number, drafter: string): string => {
-  const pick = (method: string): Row | undefined => rows.find((r) => r.T === T && r.drafter === drafter && r.tree.startsWith('binary') && r.method === method);
+  const pick = (method: string): Acc | undefined => acc.find((r) => r.T === T && r.drafter === drafter && r.method === method);
   const [h, wo, rr] = [pick('spechub'), pick('rrs-wo'), pick('rrs')];
-  return h && wo && rr ? `| ${T} | ${drafter} | ${f(h.perPass)} | ${f(wo.perPass)} | ${f(rr.perPass)} | ${h.perPass >= wo.perPass ? 'yes' : 'no'} |` : '';
+  return h && wo && rr
+    ? `| ${T} | ${drafter} | ${f(h.perPass)} (${h.steps}) | ${f(wo.perPass)} (${wo.steps}) | ${f(rr.perPass)} (${rr.steps}) | ${h.perPass >= wo.perPass ? 'yes' : 'no'} |`
+    : '';
 };
+/** The cost structure behind the speedups, from the step-time columns. */
+function why(): string {
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const drafted = rows.filter((r) => r.verifyMs > 0 && !r.drafter.startsWith('n-gram'));
+  const pass = (tree: string): number => mean(drafted.filter((r) => r.tree === tree).map((r) => r.verifyMs / r.plainStepMs));
+  const draft = (d: string, tree: string): number => mean(drafted.filter((r) => r.drafter === d && r.tree === tree).map((r) => r.draftMs / r.plainStepMs));
+  return [
+    `Why the speedups are below 1 here: this device emulates the GPU on 2 CPU cores, where a pass's cost grows with its tokens (arithmetic-bound), not with the weights it reads. A verification pass over a chain of 4 (5 tokens) costs ${f(pass('chain 4'))}× a plain decode step and one over the binary tree (15 tokens) ${f(pass('binary 3'))}×;`,
+    `drafting adds ${f(draft('Q4_0 draft model', 'chain 4'))}× (Q4_0 draft, 4 levels) and ${f(draft('self-draft, 2 of 4 blocks', 'chain 4'))}× (self-draft) of a plain step per step, one pass per level.`,
+    'On a GPU that is bandwidth-bound in decode, a pass over 5–15 tokens reads the weights once and costs about one decode step, which is what speculative decoding needs; no GPU was lent to this task, so that is not measured here (issue 7 stays open for the ≥ 1.8× target).',
+    'The n-gram rows draft nothing: prompt lookup proposes the tokens that followed an earlier occurrence of the context’s last tokens, and this random-weight model never re-emits a token of its prompt, so there is never a match (the rows show the cost of looking: none).',
+  ].join(' ');
+}
+
 const section = [
   `## Speculative decoding (${new Date().toISOString().slice(0, 10)})`,
   '',
@@ -137,18 +236,22 @@ const section = [
       ' / ',
     )} at the end; ${m.git}. One request at a time through the serving loop, ${TOKENS} new tokens (end-of-generation ignored), top-k and top-p off. Decode tok/s: medians of ${ROUNDS} runs, plain and speculative alternating. Tokens per target pass = (accepted drafts + 1) per verify step; acceptance = accepted ÷ drafted nodes (a binary tree drafts many nodes that cannot all be accepted). Temperature 0 is verified by argmax match (output identical), sampled rows by the named verifier (lossless; see the chi-square table below).`,
   '',
-  '| T | drafter | tree | verifier | plain tok/s | speculative tok/s | speedup | tokens / target pass | acceptance | identical |',
-  '|---:|---|---|---|---:|---:|---:|---:|---:|---|',
+  '| T | drafter | tree | verifier | plain tok/s | speculative tok/s | speedup | tokens / target pass | acceptance | plain step ms | draft ms / step | verify pass ms / step | identical |',
+  '|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ...rows.map(
     (r) =>
-      `| ${r.T} | ${r.drafter} | ${r.tree} | ${r.method} | ${f(r.plain, 1)} | ${f(r.spec, 1)} | ${f(r.spec / r.plain)}× | ${f(r.perPass)} | ${f(100 * r.acceptRate, 0)} % | ${r.identical === null ? '–' : r.identical ? 'yes' : 'NO'} |`,
+      `| ${r.T} | ${r.drafter} | ${r.tree} | ${r.method} | ${f(r.plain, 1)} | ${f(r.spec, 1)} | ${f(r.spec / r.plain)}× | ${f(r.perPass)} | ${f(100 * r.acceptRate, 0)} % | ${f(r.plainStepMs, 0)} | ${r.acceptRate > 0 ? f(r.draftMs, 0) : '–'} | ${r.acceptRate > 0 ? f(r.verifyMs, 0) : '–'} | ${r.identical === null ? '–' : r.identical ? 'yes' : 'NO'} |`,
   ),
   '',
-  'SpecHub against RRS on the same binary tree (width 2, depth 3), tokens per target pass:',
+  why(),
+  '',
+  `SpecHub against RRS at equal tree size (binary, width 2, depth 3: 14 drafted nodes), tokens per target pass over 16 concurrent requests of ${ACC_TOKENS} new tokens each (verify steps in brackets):`,
   '',
   '| T | drafter | SpecHub | RRS without replacement | RRS | SpecHub ≥ RRS-wo |',
   '|---:|---|---:|---:|---:|---|',
   ...[0.6, 1.0].flatMap((T) => ['Q4_0 draft model', 'self-draft, 2 of 4 blocks'].map((d) => hub(T, d))).filter((l) => l !== ''),
+  '',
+  'Tokens per pass lie between 1 and 4 here, so one standard error of a mean over ~230 verify steps is at most ~0.07: differences smaller than ~0.15 are noise at this sample size. The paper reports SpecHub ahead of RRS without replacement by 0.02–0.16 tokens per step; resolving that needs thousands of steps per cell.',
   '',
   'Command: `npx tsx bench/speculative.ts --write`.',
 ].join('\n');

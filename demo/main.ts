@@ -3,6 +3,7 @@
 
 import { EngineError } from '../src/api/errors.js';
 import { deleteModel, fetchModel, listModels } from '../src/storage/model-store.js';
+import type { SpeculativeOptions } from '../src/engine/scheduler.js';
 import { createWorkerEngine, type EngineInfo, type WorkerEngine } from '../src/worker/client.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -22,6 +23,7 @@ const adapterEl = $('adapter');
 const promptInput = $<HTMLTextAreaElement>('prompt');
 const maxTokensInput = $<HTMLInputElement>('max-tokens');
 const temperatureInput = $<HTMLInputElement>('temperature');
+const speculativeSelect = $<HTMLSelectElement>('speculative');
 const seedInput = $<HTMLInputElement>('seed');
 const generateButton = $<HTMLButtonElement>('generate');
 const stopButton = $<HTMLButtonElement>('stop');
@@ -164,12 +166,16 @@ async function onGenerate(): Promise<void> {
     let tFirst = 0;
     const t0 = performance.now();
     const seed = Number(seedInput.value);
+    // Speculative decoding: the verifiers sample from softmax(logits / T), so top-k / top-p go off with it.
+    const speculative = speculativeSelect.value ? (JSON.parse(speculativeSelect.value) as SpeculativeOptions) : null;
+    const before = speculative ? (await eng.info()).model?.serving : undefined;
     const r = await eng.generate(
       {
         prompt: promptInput.value,
         maxTokens: Number(maxTokensInput.value),
         temperature: Number(temperatureInput.value),
         ...(Number.isFinite(seed) && seedInput.value !== '' ? { seed } : {}),
+        ...(speculative ? { speculative, topK: 0, topP: 1 } : {}),
       },
       {
         signal: running.signal,
@@ -184,9 +190,17 @@ async function onGenerate(): Promise<void> {
     );
     outputEl.textContent = r.text;
     outputEl.dataset.tokens = JSON.stringify(r.tokens);
+    const after = before ? (await eng.info()).model?.serving : undefined;
+    const spec =
+      before && after && after.verifySteps > before.verifySteps
+        ? ` · speculative: ${after.acceptedDraftTokens - before.acceptedDraftTokens} of ${after.draftedTokens - before.draftedTokens} drafted tokens accepted, ${(
+            (after.acceptedDraftTokens - before.acceptedDraftTokens + after.verifySteps - before.verifySteps) /
+            (after.verifySteps - before.verifySteps)
+          ).toFixed(2)} tokens per pass`
+        : '';
     statsEl.textContent =
       `${r.tokens.length} tokens (${r.finishReason}) · prompt ${r.promptTokens.length} tokens at ${r.timings.prefillTokensPerS.toFixed(1)} tok/s` +
-      ` · decode ${r.timings.decodeTokensPerS.toFixed(1)} tok/s`;
+      ` · decode ${r.timings.decodeTokensPerS.toFixed(1)} tok/s${spec}`;
   } catch (e) {
     showError(e);
   } finally {

@@ -201,7 +201,8 @@ export class LocalEngine implements Engine {
   /** Wrap an already loaded model; the engine owns it from now on (unload() destroys it). */
   private readonly semanticCache: SemanticCache | null;
   private readonly semanticCacheByDefault: boolean;
-  private readonly speculative: SpeculativeOptions | null;
+  /** Speculative decoding for requests that do not set their own (LocalEngineOptions.speculative), checked. */
+  readonly speculative: SpeculativeOptions | null;
   /** The model's identity in semantic-cache keys: a hash of its configuration, size and chat template. */
   private readonly modelId: string;
 

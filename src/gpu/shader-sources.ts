@@ -17,6 +17,7 @@ import rope from '../../shaders/rope.wgsl?raw';
 import sample from '../../shaders/sample.wgsl?raw';
 import spec from '../../shaders/spec.wgsl?raw';
 import swiglu from '../../shaders/swiglu.wgsl?raw';
+import treeFeed from '../../shaders/tree-feed.wgsl?raw';
 
 export const SHADERS = {
   add,
@@ -36,6 +37,7 @@ export const SHADERS = {
   sample,
   spec,
   swiglu,
+  'tree-feed': treeFeed,
 } as const;
 
 export type ShaderName = keyof typeof SHADERS;

@@ -100,13 +100,18 @@ export interface StepSeq {
 
 interface SpecState {
   kernels: SpecKernels;
-  /** [maxOutputs, V] f32: the draft distributions of the step's tree nodes (draftTrees). */
+  /** [maxOutputs, V] f32: the draft distributions of the step's tree nodes (draftTrees); one word when !hasQ. */
   qLogits: GPUBuffer;
+  hasQ: boolean;
   /** [1 + maxSeqs] vec4<u32>: which verified trees' paths to move (kv-move.wgsl). */
   moves: GPUBuffer;
   kvMoves: KvMove[];
   staging: GPUBuffer;
   movesScratch: Uint32Array<ArrayBuffer>;
+  /** tree-feed.wgsl: a draft level's token ids from the nodes buffer (no readback between levels). */
+  feed: GPUBuffer;
+  feedPipeline: GPUComputePipeline;
+  feedBind: GPUBindGroup;
 }
 
 interface Layer {
@@ -456,13 +461,20 @@ export class ModelRunner {
     return out;
   }
 
-  /** The speculative buffers and kernels (draft logits, tree verification, KV moves), made on first use. */
-  private spec(): SpecState {
-    if (this.specState) return this.specState;
+  /**
+   * The speculative buffers and kernels (draft logits, tree verification, KV moves), made on first
+   * use. The draft-logits rows (maxOutputs × vocabulary floats) only when a model drafts
+   * (`withQ`): prompt lookup alone does not pay for them.
+   */
+  private spec(withQ = false): SpecState {
+    const have = this.specState;
+    if (have && (have.hasQ || !withQ)) return have;
+    if (have) this.dropSpec();
     const dev = this.ctx.device;
     const { maxOutputs: O, maxSeqs: S, blockSize } = this.opts;
+    const hasQ = withQ || this.draftRunner !== null;
     // A draft model's rows are read where it writes them.
-    const qLogits = this.draftRunner ? this.draftRunner.spec().qLogits : storageBuffer(dev, O * this.cfg.vocabSize * 4, 'spec.qLogits');
+    const qLogits = this.draftRunner ? this.draftRunner.spec(true).qLogits : storageBuffer(dev, (hasQ ? O * this.cfg.vocabSize : 1) * 4, 'spec.qLogits');
     const kernels = new SpecKernels(this.ctx, { vocab: this.cfg.vocabSize, maxSeqs: S, maxNodes: O, pLogits: this.logits, qLogits });
     const moves = storageBuffer(dev, (1 + S) * 16, 'spec.moves');
     const kvMoves = this.layers.map(
@@ -470,10 +482,27 @@ export class ModelRunner {
     );
     const stagingWords = Math.max(S * VERIFY_OUT_WORDS, O * NODE_WORDS);
     const staging = dev.createBuffer({ label: 'spec.staging', size: stagingWords * 4, usage: MAP_READ | COPY_DST });
-    this.buffers.push(moves, staging);
-    if (!this.draftRunner) this.buffers.push(qLogits);
-    this.specState = { kernels, qLogits, moves, kvMoves, staging, movesScratch: new Uint32Array(4 * (1 + S)) };
+    const feed = storageBuffer(dev, this.opts.maxBatch * 4, 'spec.feed');
+    const feedPipeline = this.ctx.pipelines.get('tree-feed', 'main');
+    const feedBind = dev.createBindGroup({
+      layout: feedPipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: kernels.nodesBuffer } },
+        { binding: 1, resource: { buffer: this.tokenIds } },
+        { binding: 2, resource: { buffer: feed } },
+        { binding: 3, resource: { buffer: this.step.buffer } },
+      ],
+    });
+    this.specState = { kernels, qLogits, hasQ, moves, kvMoves, staging, movesScratch: new Uint32Array(4 * (1 + S)), feed, feedPipeline, feedBind };
     return this.specState;
+  }
+
+  private dropSpec(): void {
+    const st = this.specState;
+    if (!st) return;
+    st.kernels.destroy();
+    for (const b of [st.moves, st.staging, st.feed, ...(this.draftRunner ? [] : [st.qLogits])]) b.destroy();
+    this.specState = null;
   }
 
   /**
@@ -519,8 +548,9 @@ export class ModelRunner {
    * Draft token trees with this model (the first `layers` blocks and the head: a self-draft when
    * fewer than all): level by level, each level one forward pass over the level's nodes of every
    * job (tree attention mask), its logits kept as the nodes' draft distributions, and the
-   * children drawn on the GPU (shaders/spec.wgsl `expand`, the way the verifier expects).
-   * One readback per level, of the drawn token ids. Writes these layers' KV at the tree's slots
+   * children drawn on the GPU (shaders/spec.wgsl `expand`, the way the verifier expects); the
+   * next level's pass takes its token ids from there (tree-feed.wgsl). One readback at the end,
+   * of the drawn token ids. Writes these layers' KV at the tree's slots
    * (the target's verification pass overwrites them). Draft rows: job j's node i at
    * (sum of the earlier jobs' node counts) + i.
    */
@@ -532,7 +562,7 @@ export class ModelRunner {
     const layers = drafter;
     checkDevice(this.ctx);
     this.catchUp(jobs);
-    const st = this.spec();
+    const st = this.spec(true);
     const V = this.cfg.vocabSize;
     const qOff: number[] = [];
     let total = 0;
@@ -541,55 +571,66 @@ export class ModelRunner {
       total += j.shape.parents.length;
     }
     if (total > this.opts.maxOutputs) throw new Error(`hearth internal error: ${total} draft nodes in one step, room for ${this.opts.maxOutputs}`);
-    const tokens = jobs.map((j) => j.shape.parents.map((_, i) => (i === 0 ? j.root : 0)));
     const lv = jobs.map((j) => levels(j.shape));
     const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
+    // Every job's whole tree once: the roots' tokens, the structure and the draft rows; expand
+    // fills in the children level by level, in place.
+    st.kernels.write(
+      jobs.map((job, j) => ({
+        nodes: job.shape.parents.map((parent, i) => ({ token: i === 0 ? job.root : 0, parent, pRow: 0, qRow: qOff[j]! + i })),
+        method: job.method,
+        temperature: job.temperature,
+        draftTemperature: job.draftTemperature,
+        seed: job.seed,
+        counter: job.counter,
+      })),
+    );
+    const feed = new Uint32Array(this.opts.maxBatch);
     for (let d = 0; ; d++) {
       const active = jobs.map((_, j) => j).filter((j) => lv[j]!.length > d + 1);
       if (active.length === 0) break;
+      // Level 0 feeds the roots (known); deeper levels take their tokens from the nodes buffer on
+      // the GPU (tree-feed.wgsl), so the levels follow one another without a readback.
       const { n, outs, rowBase } = this.writeStep(
         active.map((j) => ({
           blocks: jobs[j]!.blocks,
-          tokens: lv[j]![d]!.map((i) => tokens[j]![i]!),
+          tokens: lv[j]![d]!.map((i) => (i === 0 ? jobs[j]!.root : 0)),
           startPos: jobs[j]!.startPos,
           tree: { shape: jobs[j]!.shape, first: lv[j]![d]![0]! },
           sample: { sampling: greedy, counter: 0 },
         })),
       );
       const enc = this.ctx.device.createCommandEncoder();
+      if (d > 0) {
+        let k = 0;
+        for (const j of active) for (const i of lv[j]![d]!) feed[k++] = st.kernels.nodeBase(j) + i;
+        this.ctx.device.queue.writeBuffer(st.feed, 0, feed, 0, k);
+        const fp = enc.beginComputePass();
+        fp.setPipeline(st.feedPipeline);
+        fp.setBindGroup(0, st.feedBind);
+        fp.dispatchWorkgroups(Math.ceil(n / 64));
+        fp.end();
+      }
       this.encodeForward(enc, n, outs, undefined, layers);
       active.forEach((j, a) => {
         const first = lv[j]![d]![0]!;
         enc.copyBufferToBuffer(this.logits, rowBase[a]! * V * 4, st.qLogits, (qOff[j]! + first) * V * 4, lv[j]![d]!.length * V * 4);
       });
-      st.kernels.write(
-        active.map((j) => {
-          const job = jobs[j]!;
-          return {
-            nodes: job.shape.parents.map((parent, i) => ({ token: tokens[j]![i]!, parent, pRow: 0, qRow: qOff[j]! + i })),
-            method: job.method,
-            temperature: job.temperature,
-            draftTemperature: job.draftTemperature,
-            seed: job.seed,
-            counter: job.counter,
-          };
-        }),
-      );
-      const expandJobs = active.flatMap((j, a) => lv[j]![d]!.map((node) => ({ seq: a, node })));
+      const expandJobs = active.flatMap((j) => lv[j]![d]!.map((node) => ({ seq: j, node })));
       st.kernels.writeJobs(expandJobs);
       const pass = enc.beginComputePass();
       st.kernels.encodeExpand(pass, expandJobs.length);
       pass.end();
-      const nodeWords = active.reduce((acc, j) => acc + jobs[j]!.shape.parents.length, 0) * NODE_WORDS;
-      enc.copyBufferToBuffer(st.kernels.nodesBuffer, 0, st.staging, 0, nodeWords * 4);
       this.ctx.device.queue.submit([enc.finish()]);
-      const words = await this.stagingRead(st.staging, nodeWords);
-      checkDevice(this.ctx);
-      active.forEach((j, a) => {
-        const base = st.kernels.nodeBase(a);
-        for (const i of lv[j]![d + 1]!) tokens[j]![i] = words[(base + i) * NODE_WORDS]!;
-      });
     }
+    // One readback: every drawn token.
+    const nodeWords = total * NODE_WORDS;
+    const enc = this.ctx.device.createCommandEncoder();
+    enc.copyBufferToBuffer(st.kernels.nodesBuffer, 0, st.staging, 0, nodeWords * 4);
+    this.ctx.device.queue.submit([enc.finish()]);
+    const words = await this.stagingRead(st.staging, nodeWords);
+    checkDevice(this.ctx);
+    const tokens = jobs.map((j, k) => j.shape.parents.map((_, i) => (i === 0 ? j.root : words[(st.kernels.nodeBase(k) + i) * NODE_WORDS]!)));
     return jobs.map((j, k) => ({ tokens: tokens[k]!, qRows: j.shape.parents.map((_, i) => qOff[k]! + i) }));
   }
 
@@ -662,6 +703,7 @@ export class ModelRunner {
   }
 
   destroy(): void {
+    this.dropSpec();
     for (const b of this.buffers) b.destroy();
     this.staging.destroy();
   }

@@ -94,7 +94,9 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
   let draft: LoadedDraft | null = null;
   if (opts.draft) {
     try {
-      draft = await loadDraft(ctx, opts.draft, file, runnerOpts);
+      // The draft shares the budget with what the target took (weights, KV, activations).
+      const used = weights.buffers.reduce((a, b) => a + b.size, 0) + runner.runtimeBytes;
+      draft = await loadDraft(ctx, opts.draft, file, runnerOpts, opts.gpuBudgetBytes !== undefined ? opts.gpuBudgetBytes - used : undefined);
       runner.attachDraft(draft.runner);
     } catch (e) {
       runner.destroy();
@@ -124,7 +126,7 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
 }
 
 /** Load a draft model for `target`: the same vocabulary (checked before any GPU allocation) and KV block layout. */
-async function loadDraft(ctx: GpuContext, src: ByteSource, target: GGUFFile, opts: RunnerOptions): Promise<LoadedDraft> {
+async function loadDraft(ctx: GpuContext, src: ByteSource, target: GGUFFile, opts: RunnerOptions, budgetBytes: number | undefined): Promise<LoadedDraft> {
   const file = await parseGGUF(src);
   const cfg = modelConfig(file);
   const tokens = (f: GGUFFile): readonly string[] => {
@@ -141,7 +143,9 @@ async function loadDraft(ctx: GpuContext, src: ByteSource, target: GGUFFile, opt
       `The draft model's vocabulary differs from the target's (${got.length} vs ${want.length} tokens, first difference at id ${first}); a draft must share the target's tokenizer.`,
       { draftVocab: got.length, targetVocab: want.length, firstDifference: first },
     );
-  const weights = await loadWeights(ctx, file, src, cfg, { otherBytes: ModelRunner.estimateBytes(cfg, opts) });
+  // Besides its own KV and activations, the draft holds the step's draft-logits rows.
+  const otherBytes = ModelRunner.estimateBytes(cfg, opts) + opts.maxOutputs * cfg.vocabSize * 4;
+  const weights = await loadWeights(ctx, file, src, cfg, { otherBytes, ...(budgetBytes !== undefined ? { budgetBytes } : {}) });
   try {
     return { file, cfg, weights, runner: new ModelRunner(ctx, cfg, weights, opts) };
   } catch (e) {

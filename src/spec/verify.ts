@@ -249,6 +249,10 @@ export class SpecKernels {
     pass.dispatchWorkgroups(x, y);
   }
 
+  destroy(): void {
+    for (const b of [this.nodesBuffer, this.outBuffer, this.seqBuffer, this.jobsBuffer]) b.destroy();
+  }
+
   /** Global index of sequence `seq`'s root in the nodes buffer (node g's token is word g * NODE_WORDS). */
   nodeBase(seq: number): number {
     const b = this.bases[seq];

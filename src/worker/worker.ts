@@ -332,9 +332,13 @@ const api = {
    */
   generate(req: WireGenerateRequest, call: WireCall = {}, onTokens?: RemoteCallback<TokenBatch>): Promise<GenerateResult> {
     return request(call, async (signal) => {
-      const m = needModel();
+      const e = needEngine();
+      const m = e.loaded;
+      // The engine's speculative default applies here as in its OpenAI-shaped calls.
+      const speculative = req.speculative ?? e.speculative;
       let batch: TokenBatch = { tokens: [], text: '' };
-      let lastFlush = performance.now();
+      // The first token goes at once (time to first token); later ones at most one batch per FLUSH_MS.
+      let lastFlush = -Infinity;
       const flush = (): void => {
         if (batch.tokens.length === 0 && batch.text.length === 0) return;
         notify(onTokens, batch);
@@ -343,6 +347,7 @@ const api = {
       };
       const r = await generate(m, {
         ...req,
+        ...(speculative ? { speculative } : {}),
         signal,
         ...(onTokens
           ? {

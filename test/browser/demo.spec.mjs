@@ -36,3 +36,31 @@ export async function chatPageShowsBadModelFileErrors(t) {
   t.assert.match((await page.textContent('#error')) ?? '', /^BAD_MODEL_FILE: Malformed GGUF file/);
   t.assert.equal(await page.evaluate(() => document.body.dataset.state), 'idle');
 }
+
+export async function chatPageSpeculativeSelfDraftGivesThePlainGreedyTokens(t) {
+  // The bundled 4-block model (Vite serves it by path here): a self-draft of 2 blocks with SpecHub trees.
+  const page = await t.page('index.html');
+  await page.fill('#url', `/@fs${t.repo}/demo/models/hearth-tiny.gguf`);
+  await page.fill('#prompt', t.prompt);
+  await page.fill('#max-tokens', '12');
+  await page.fill('#temperature', '0');
+  const run = async () => {
+    await page.evaluate(() => delete document.querySelector('#output').dataset.tokens);
+    await page.click('#generate');
+    // Done: tokens, or an error shown.
+    await page.waitForFunction(
+      () => document.body.dataset.state === 'idle' && (document.querySelector('#output')?.dataset.tokens || document.querySelector('#error')?.textContent),
+      null,
+      { timeout: 90_000 },
+    );
+    t.assert.equal(await page.textContent('#error'), '');
+    return { tokens: JSON.parse((await page.getAttribute('#output', 'data-tokens')) ?? '[]'), stats: (await page.textContent('#stats')) ?? '' };
+  };
+  const plain = await run();
+  await page.selectOption('#speculative', { index: 3 });
+  const spec = await run();
+  t.assert.deepEqual(spec.tokens, plain.tokens, 'speculative greedy output equals plain greedy output');
+  t.assert.doesNotMatch(plain.stats, /speculative/);
+  t.assert.match(spec.stats, /speculative: \d+ of \d+ drafted tokens accepted, [\d.]+ tokens per pass/);
+  t.log(spec.stats);
+}

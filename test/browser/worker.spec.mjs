@@ -40,6 +40,7 @@ function checkGeneration(t, { r, expected }, arch) {
   );
   t.assert.equal(r.batches.map((b) => b.text).join(''), r.res.text);
   t.assert.ok(r.batches.length >= 1 && r.batches.length <= r.res.tokens.length);
+  t.assert.equal(r.batches[0].tokens.length, 1, 'the first token is sent on its own, not held for a batch');
   t.assert.equal(r.after.model.name, r.info.model.name);
   t.log(
     `${arch}: ${r.res.tokens.length} tokens in ${r.batches.length} batches, decode ${r.res.timings.decodeTokensPerS.toFixed(1)} tok/s on ${r.info.adapter}`,
@@ -135,4 +136,26 @@ export async function abortStopsAGenerationEarly(t) {
   t.assert.equal(r.streamed, r.n, 'every generated token was streamed');
   t.assert.equal(r.preReason, 'abort');
   t.assert.equal(r.preN, 0);
+}
+
+export async function aDraftModelLoadedByUrlSpeculatesInTheWorkerWithTheGreedyTokensOfNode(t) {
+  const page = await t.page();
+  const fx = t.fixtures['llama-f32'];
+  const r = await page.evaluate(
+    async (a) => {
+      const { createWorkerEngine } = await import(a.clientModule);
+      const engine = createWorkerEngine();
+      // The model drafts for itself here (same vocabulary by construction): every greedy draft is accepted.
+      await engine.load(a.url, { draft: a.url, speculative: { draft: 'model', tree: { width: 2, depth: 2 } } });
+      const res = await engine.generate({ prompt: a.prompt, maxTokens: a.maxTokens, temperature: 0 });
+      const info = await engine.info();
+      engine.terminate();
+      return { res, serving: info.model.serving };
+    },
+    { clientModule: t.clientModule, url: fx.url, prompt: t.prompt, maxTokens: t.maxTokens },
+  );
+  t.assert.deepEqual(r.res.tokens, fx.expected.tokens, 'greedy tokens equal hearth in Node');
+  t.assert.ok(r.serving.verifySteps > 0, `verify steps ${JSON.stringify(r.serving)}`);
+  t.assert.ok(r.serving.acceptedDraftTokens > 0, 'drafts accepted');
+  t.log(`draft model in the worker: ${r.serving.acceptedDraftTokens} of ${r.serving.draftedTokens} drafts accepted in ${r.serving.verifySteps} verify steps`);
 }

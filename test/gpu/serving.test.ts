@@ -7,6 +7,7 @@ import { generate, type GenerateRequest, type GenerateResult } from '../../src/e
 import type { SpeculativeOptions } from '../../src/engine/scheduler.js';
 import { LocalEngine } from '../../src/engine/local-engine.js';
 import { fileSource } from '../../src/model/file-source-node.js';
+import { ModelRunner } from '../../src/model/forward.js';
 import { loadModel, type LoadedModel, type LoadOptions } from '../../src/model/model.js';
 import { FIXTURES, fixturePath, type FixtureSpec } from '../fixtures/models.js';
 import { GGMLType } from '../../src/model/gguf.js';
@@ -259,12 +260,15 @@ describe('speculative decoding with a draft model', () => {
     }
   });
 
-  test('a draft with another vocabulary is BAD_MODEL_FILE with the numbers; draft "model" without one is BAD_REQUEST', async () => {
+  test('a draft with another vocabulary is BAD_MODEL_FILE with the numbers; one over the GPU budget MODEL_TOO_LARGE; draft "model" without one is BAD_REQUEST', async () => {
     const other = await fileSource(fixturePath('llama-q4_0'));
     const err = await load({ maxContext: 64, draft: other }).catch((x: unknown) => x);
     await other.close?.();
     expect(err).toMatchObject({ code: 'BAD_MODEL_FILE', details: { firstDifference: expect.any(Number) } });
     const model = await load({ maxContext: 64 });
+    // Room for the target but not its draft: MODEL_TOO_LARGE before the draft allocates anything.
+    const weightBytes = model.weights.buffers.reduce((a, b) => a + b.size, 0);
+    const targetBytes = weightBytes + Math.max(model.runner.runtimeBytes, ModelRunner.estimateBytes(model.cfg, model.runner.opts));
     try {
       await expect(generate(model, { promptTokens: [1, 2, 3], maxTokens: 2, temperature: 0, speculative: { draft: 'model' } })).rejects.toMatchObject({
         code: 'BAD_REQUEST',
@@ -272,6 +276,12 @@ describe('speculative decoding with a draft model', () => {
     } finally {
       model.destroy();
     }
+    const draftSrc = await fileSource(fixturePath(draftSpec));
+    const tooBig = await load({ maxContext: 64, gpuBudgetBytes: targetBytes + 1024, draft: draftSrc }).catch((x: unknown) => x);
+    await draftSrc.close?.();
+    expect(tooBig).toMatchObject({ code: 'MODEL_TOO_LARGE' });
+    // The draft's budget is what the target left.
+    expect(tooBig).toMatchObject({ details: { budgetBytes: targetBytes + 1024 - weightBytes - model.runner.runtimeBytes } });
   });
 });
 
