@@ -58,14 +58,18 @@ const TD = 0.6;
 
 describe('speculative sampling is lossless on a small-vocabulary model (chi-square)', () => {
   let model: LoadedModel;
-  let closeDraft: () => Promise<void>;
+  let closeFiles: () => Promise<void>;
   /** p(y1) and p(y2 | y1) of the target at temperature T. */
   let p1: Float64Array;
   let p2: Float64Array[];
   beforeAll(async () => {
     const draft = await fileSource(fixturePath(DRAFT));
-    closeDraft = async () => void (await draft.close?.());
-    model = await loadModel(await gpu(), await fileSource(fixturePath(TARGET)), {
+    const target = await fileSource(fixturePath(TARGET));
+    closeFiles = async () => {
+      await draft.close?.();
+      await target.close?.();
+    };
+    model = await loadModel(await gpu(), target, {
       maxContext: 512, // maxBatch is capped at maxContext
       maxBatch: 512,
       maxSeqs: PER_STEP,
@@ -86,7 +90,7 @@ describe('speculative sampling is lossless on a small-vocabulary model (chi-squa
   });
   afterAll(async () => {
     model.destroy();
-    await closeDraft();
+    await closeFiles();
   });
 
   // 20,000 draws for each verifier with the draft model; fewer for the other drafters (the suite's time).
