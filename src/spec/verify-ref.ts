@@ -331,6 +331,46 @@ export function expectedAccepted(p: Float64Array, q: Float64Array, method: Verif
   return e;
 }
 
+/**
+ * The probability that one of two drafted children is accepted at a node (what expectedAccepted
+ * computes for w = 2 by enumerating every pair), in closed form: O(V) for RRS and SpecHub, O(V²)
+ * for RRS without replacement, so it runs on a real vocabulary. The first rejection leaves the
+ * residual r1 = norm(max(0, p - q)) whichever token was rejected.
+ */
+export function pairAcceptance(p: ArrayLike<number>, q: ArrayLike<number>, method: 'rrs' | 'rrs-wo' | 'spechub'): number {
+  const V = p.length;
+  let overlap = 0; // sum min(p, q): the first draft's acceptance
+  let rest = 0; // sum max(0, p - q)
+  for (let i = 0; i < V; i++) {
+    overlap += Math.min(p[i]!, q[i]!);
+    rest += Math.max(0, p[i]! - q[i]!);
+  }
+  const r1 = (i: number): number => (rest > 0 ? Math.max(0, p[i]! - q[i]!) / rest : 0);
+  if (method === 'rrs') {
+    let second = 0;
+    for (let i = 0; i < V; i++) second += Math.min(q[i]!, r1(i));
+    return overlap + (1 - overlap) * second;
+  }
+  if (method === 'rrs-wo') {
+    let second = 0;
+    for (let j = 0; j < V; j++) {
+      const rejected = Math.max(0, q[j]! - p[j]!); // P(x1 = j and rejected)
+      if (rejected === 0 || q[j]! >= 1) continue;
+      let acc = 0;
+      for (let i = 0; i < V; i++) if (i !== j) acc += Math.min(q[i]! / (1 - q[j]!), r1(i));
+      second += rejected * acc;
+    }
+    return overlap + second;
+  }
+  // SpecHub: the hub a = argmax q is always drafted; i != a appears with s(i) = q(i) / (1 - q(a)).
+  const a = argmaxRef(q);
+  const qa = q[a]!;
+  if (qa >= 1) return p[a]!;
+  let nonHub = 0;
+  for (let i = 0; i < V; i++) if (i !== a) nonHub += Math.min(p[i]!, q[i]! / (1 - qa));
+  return nonHub + Math.min(p[a]!, 1 - nonHub);
+}
+
 // ---- chi-square --------------------------------------------------------------------------------
 
 function lnGamma(x: number): number {

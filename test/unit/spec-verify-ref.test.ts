@@ -12,6 +12,7 @@ import {
   exactOutputDist,
   expandRef,
   expectedAccepted,
+  pairAcceptance,
   softmaxT,
   verifyChain,
   verifyRef,
@@ -249,5 +250,23 @@ describe('reference walk and expand', () => {
     expect(chiSquareSurvival(100, 60)).toBeCloseTo(0.00091683, 7);
     const c = chiSquare([10, 20, 30, 1, 0], [0.1, 0.2, 0.3, 0.01, 0.39]);
     expect(c.dof).toBeGreaterThan(0);
+  });
+});
+
+describe('pairAcceptance (closed form, for real vocabularies)', () => {
+  it('equals the enumerated expectation for every method on random, peaked and flat distributions', () => {
+    const r = rng(404);
+    for (let k = 0; k < 12; k++) {
+      const V = 3 + (k % 5);
+      const sharp = k % 3 === 0 ? 4 : k % 3 === 1 ? 1 : 0.2;
+      const draw = (): Float64Array =>
+        softmaxT(
+          Array.from({ length: V }, () => sharp * (r() * 2 - 1) * 3),
+          1,
+        );
+      const p = draw();
+      const q = draw();
+      for (const m of ['rrs', 'rrs-wo', 'spechub'] as const) expect(pairAcceptance(p, q, m), `${m} case ${k}`).toBeCloseTo(expectedAccepted(p, q, m, 2), 12);
+    }
   });
 });
