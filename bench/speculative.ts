@@ -251,7 +251,7 @@ const section = [
   '|---:|---|---:|---:|---:|---|',
   ...[0.6, 1.0].flatMap((T) => ['Q4_0 draft model', 'self-draft, 2 of 4 blocks'].map((d) => hub(T, d))).filter((l) => l !== ''),
   '',
-  'Tokens per pass lie between 1 and 4 here, so one standard error of a mean over ~230 verify steps is at most ~0.07: differences smaller than ~0.15 are noise at this sample size. The paper reports SpecHub ahead of RRS without replacement by 0.02–0.16 tokens per step; resolving that needs thousands of steps per cell.',
+  'Tokens per pass lie between 1 and 4 here, so one standard error of a mean over ~230 verify steps is at most ~0.07: differences smaller than ~0.15 are noise at this sample size. The paper reports SpecHub ahead of RRS without replacement by 0.02–0.16 tokens per step; resolving that needs thousands of steps per cell, so the exact per-node comparison is a separate section (\"SpecHub against RRS, exact acceptance\", bench/spec-acceptance.ts).',
   '',
   'Command: `npx tsx bench/speculative.ts --write`.',
 ].join('\n');
