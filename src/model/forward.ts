@@ -110,6 +110,7 @@ interface SpecState {
   movesScratch: Uint32Array<ArrayBuffer>;
   /** tree-feed.wgsl: a draft level's token ids from the nodes buffer (no readback between levels). */
   feed: GPUBuffer;
+  feedScratch: Uint32Array<ArrayBuffer>;
   feedPipeline: GPUComputePipeline;
   feedBind: GPUBindGroup;
 }
@@ -195,7 +196,8 @@ export class ModelRunner {
     const act = buf(B * FF, 'act'); // [B, FF] f32
     this.logits = buf(O * V, 'logits'); // [O, V] f32
     this.sampleOut = buf(O * SAMPLE_OUT_WORDS, 'sampleOut'); // [O, 2 + 2 * 32] u32
-    this.staging = dev.createBuffer({ label: 'staging', size: O * SAMPLE_OUT_WORDS * 4, usage: MAP_READ | COPY_DST });
+    // The step's one readback: the sampler's rows, then the verifier's (speculative decoding).
+    this.staging = dev.createBuffer({ label: 'staging', size: (O * SAMPLE_OUT_WORDS + S * VERIFY_OUT_WORDS) * 4, usage: MAP_READ | COPY_DST });
     const rope = ropeTableBuffer(
       ctx,
       { ropeDim: cfg.ropeDim, base: cfg.ropeBase, freqScale: cfg.ropeFreqScale, neox: cfg.neox, ...(w.ropeFreqs ? { freqFactors: w.ropeFreqs } : {}) },
@@ -411,6 +413,7 @@ export class ModelRunner {
    */
   async run(seqs: readonly StepSeq[]): Promise<(StepResult | null)[]> {
     checkDevice(this.ctx);
+    if (seqs.some((q) => q.tree && q.sample && !q.spec)) throw new Error('hearth internal error: a sampled tree must be verified (StepSeq.spec)');
     const { n, outs, sampled, logprobs, rowBase } = this.writeStep(seqs);
     const enc = this.ctx.device.createCommandEncoder();
     this.encodeForward(enc, n, outs);
@@ -422,15 +425,13 @@ export class ModelRunner {
     if (sampled > 0) this.sampler.encode(pass, sampled, logprobs);
     const verified = this.encodeVerify(pass, seqs, rowBase);
     pass.end();
-    const words = Math.max(1, sampled) * SAMPLE_OUT_WORDS;
-    enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, words * 4);
-    const st = this.specState;
-    if (verified > 0) enc.copyBufferToBuffer(st!.kernels.outBuffer, 0, st!.staging, 0, verified * VERIFY_OUT_WORDS * 4);
+    // One readback: the sampled rows, then the verified trees.
+    const sampleWords = sampled * SAMPLE_OUT_WORDS;
+    const verifyWords = verified * VERIFY_OUT_WORDS;
+    if (sampleWords > 0) enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, sampleWords * 4);
+    if (verifyWords > 0) enc.copyBufferToBuffer(this.specState!.kernels.outBuffer, 0, this.staging, sampleWords * 4, verifyWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const [out, vout] = await Promise.all([
-      this.stagingRead(this.staging, words),
-      verified > 0 ? this.stagingRead(st!.staging, verified * VERIFY_OUT_WORDS) : Promise.resolve(null),
-    ]);
+    const out = await this.stagingRead(this.staging, sampleWords + verifyWords);
     checkDevice(this.ctx);
     const f = new Float32Array(out.buffer);
     const rowResult = (q: StepSeq, row: number, token = out[row * SAMPLE_OUT_WORDS]!, logprob = f[row * SAMPLE_OUT_WORDS + 1]!): StepResult => {
@@ -439,7 +440,7 @@ export class ModelRunner {
       for (let i = 0; i < Math.min(q.sample!.sampling.logprobs, 32); i++) top.push({ token: out[o + 2 + 2 * i]!, logprob: f[o + 3 + 2 * i]! });
       return { token, logprob, topLogprobs: top };
     };
-    const parsed = vout ? SpecKernels.parse(vout, verified) : [];
+    const parsed = verified > 0 ? SpecKernels.parse(out.subarray(sampleWords), verified) : [];
     let v = 0;
     return seqs.map((q, i) => {
       if (!q.sample) return null;
@@ -480,8 +481,8 @@ export class ModelRunner {
     const kvMoves = this.layers.map(
       (L) => new KvMove(this.ctx, L.kCache, L.vCache, this.tables, kernels.outBuffer, moves, this.qkvWidthKv, blockSize, this.blocksPerSeq),
     );
-    const stagingWords = Math.max(S * VERIFY_OUT_WORDS, O * NODE_WORDS);
-    const staging = dev.createBuffer({ label: 'spec.staging', size: stagingWords * 4, usage: MAP_READ | COPY_DST });
+    // Drafted tokens' readback (draftTrees); the verifier's output travels with the step's own.
+    const staging = dev.createBuffer({ label: 'spec.staging', size: O * NODE_WORDS * 4, usage: MAP_READ | COPY_DST });
     const feed = storageBuffer(dev, this.opts.maxBatch * 4, 'spec.feed');
     const feedPipeline = this.ctx.pipelines.get('tree-feed', 'main');
     const feedBind = dev.createBindGroup({
@@ -493,7 +494,19 @@ export class ModelRunner {
         { binding: 3, resource: { buffer: this.step.buffer } },
       ],
     });
-    this.specState = { kernels, qLogits, hasQ, moves, kvMoves, staging, movesScratch: new Uint32Array(4 * (1 + S)), feed, feedPipeline, feedBind };
+    this.specState = {
+      kernels,
+      qLogits,
+      hasQ,
+      moves,
+      kvMoves,
+      staging,
+      movesScratch: new Uint32Array(4 * (1 + S)),
+      feed,
+      feedScratch: new Uint32Array(this.opts.maxBatch),
+      feedPipeline,
+      feedBind,
+    };
     return this.specState;
   }
 
@@ -585,7 +598,7 @@ export class ModelRunner {
         counter: job.counter,
       })),
     );
-    const feed = new Uint32Array(this.opts.maxBatch);
+    const feed = st.feedScratch;
     for (let d = 0; ; d++) {
       const active = jobs.map((_, j) => j).filter((j) => lv[j]!.length > d + 1);
       if (active.length === 0) break;
