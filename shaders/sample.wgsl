@@ -1,4 +1,5 @@
-// Token sampling on the GPU, so a decode step reads back token ids, not a vocabulary of logits.
+// Token sampling on the GPU, so a decode step reads back token ids, not a vocabulary of logits
+// (vocab-scan.wgsl, put in front, gives pcg, seg_range and reduce_argmax).
 // One workgroup per output row (a sequence of the batch), each with its own settings.
 // Greedy, or temperature + top-k + top-p with a seeded counter-based RNG; top-k / top-p
 // thresholds are found by a radix select on the order-preserving bit pattern of the logits (exact
@@ -40,22 +41,11 @@ var<workgroup> ru: array<u32, WG>;
 var<workgroup> seg: array<f32, WG>;
 var<workgroup> pick: u32;
 
-fn pcg(v: u32) -> u32 {
-  let s = v * 747796405u + 2891336453u;
-  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
-  return (w >> 22u) ^ w;
-}
-
 // Order-preserving map from f32 to u32. -0 maps to +0's key: they compare equal as logits, so a
 // top-k / top-p threshold at zero must keep both.
 fn okey(x: f32) -> u32 {
   let b = select(bitcast<u32>(x), 0u, x == 0.0);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
-fn seg_range(t: u32) -> vec2<u32> {
-  let n = (nV + WG - 1u) / WG;
-  return vec2<u32>(min(nV, t * n), min(nV, (t + 1u) * n));
 }
 
 // Max logit and its lowest index: ru[0], rf[0] after return.
@@ -67,22 +57,7 @@ fn argmax_all(t: u32) {
     let v = logit(i);
     if (v > best) { best = v; bi = i; }
   }
-  reduce_argmax(t, best, bi);
-}
-
-// Workgroup argmax of each thread's (value, index): the largest value, lowest index on ties,
-// left in rf[0], ru[0].
-fn reduce_argmax(t: u32, best: f32, bi: u32) {
-  rf[t] = best;
-  ru[t] = bi;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) {
-      let o = t + s;
-      if (rf[o] > rf[t] || (rf[o] == rf[t] && ru[o] < ru[t])) { rf[t] = rf[o]; ru[t] = ru[o]; }
-    }
-    workgroupBarrier();
-  }
+  _ = reduce_argmax(t, best, bi);
 }
 
 fn sum_f(t: u32, v: f32) -> f32 {
@@ -268,7 +243,7 @@ fn top_logprobs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) 
       let v = logit(i);
       if (!used && v > best) { best = v; bi = i; }
     }
-    reduce_argmax(t, best, bi);
+    _ = reduce_argmax(t, best, bi);
     if (t == 0u) {
       taken[j] = ru[0];
       out[obase + 2u + 2u * j] = ru[0];

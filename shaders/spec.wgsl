@@ -1,4 +1,5 @@
-// Speculative decoding on the GPU: `expand` draws a tree node's children from the draft model's
+// Speculative decoding on the GPU (vocab-scan.wgsl, put in front, gives pcg, seg_range and
+// reduce_argmax): `expand` draws a tree node's children from the draft model's
 // logits the way each verifier needs; `verify` walks each sequence's token tree against the target's
 // logits and emits the accepted path plus one bonus token, distributed exactly as plain sampling
 // from the target (lossless). A new verifier adds a method code here, in src/spec/verify.ts and in
@@ -68,12 +69,6 @@ fn qlog(i: u32) -> f32 { return qLogits[qbase + i]; }
 fn pprob(i: u32) -> f32 { return exp((plog(i) - pmx) * pinvT) * pinvZ; }
 fn qprob(i: u32) -> f32 { return exp((qlog(i) - qmx) * qinvT) * qinvZ; }
 
-fn pcg(v: u32) -> u32 {
-  let s = v * 747796405u + 2891336453u;
-  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
-  return (w >> 22u) ^ w;
-}
-
 // Uniform in [0, 1) with 24 random bits for (seed, stream, counter, sub-draw) (verify-ref.ts specUniform).
 fn uni(seed: u32, stream: u32, ctr: u32, sub: u32) -> f32 {
   let h = pcg(pcg(pcg(seed ^ stream) ^ ctr) ^ sub);
@@ -90,31 +85,6 @@ var<workgroup> shU: u32;
 var<workgroup> shF: f32;
 var<workgroup> shNode: vec4<u32>;
 
-fn seg_range(t: u32) -> vec2<u32> {
-  let n = (nV + WG - 1u) / WG;
-  return vec2<u32>(min(nV, t * n), min(nV, (t + 1u) * n));
-}
-
-struct Best {
-  v: f32,
-  i: u32,
-}
-
-// Largest value, lowest index on ties (the sampler's argmax_all rule).
-fn reduce_argmax(t: u32, best: f32, bi: u32) -> Best {
-  workgroupBarrier();
-  rf[t] = best;
-  ru[t] = bi;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) {
-      let o = t + s;
-      if (rf[o] > rf[t] || (rf[o] == rf[t] && ru[o] < ru[t])) { rf[t] = rf[o]; ru[t] = ru[o]; }
-    }
-    workgroupBarrier();
-  }
-  return Best(workgroupUniformLoad(&rf[0]), workgroupUniformLoad(&ru[0]));
-}
 
 fn argmax_p(t: u32) -> Best {
   let r = seg_range(t);

@@ -18,6 +18,7 @@ import sample from '../../shaders/sample.wgsl?raw';
 import spec from '../../shaders/spec.wgsl?raw';
 import swiglu from '../../shaders/swiglu.wgsl?raw';
 import treeFeed from '../../shaders/tree-feed.wgsl?raw';
+import vocabScan from '../../shaders/vocab-scan.wgsl?raw';
 
 export const SHADERS = {
   add,
@@ -34,8 +35,9 @@ export const SHADERS = {
   probe,
   'rms-norm': rmsNorm,
   rope,
-  sample,
-  spec,
+  // Both scan vocabulary rows with vocab-scan.wgsl's helpers.
+  sample: `${vocabScan}\n${sample}`,
+  spec: `${vocabScan}\n${spec}`,
   swiglu,
   'tree-feed': treeFeed,
 } as const;
