@@ -15,7 +15,7 @@ import { EngineError } from '../api/errors.js';
 import type { SampleRow, SamplingParams } from '../kernels/sample.js';
 import { blockHash, type BlockPool } from '../kv/block-pool.js';
 import type { DraftedTree, DraftJob, StepResult, StepSeq } from '../model/forward.js';
-import { fullTree, MAX_TREE_DEPTH, MAX_TREE_NODES, treeFromPaths, type TreeShape } from '../spec/tree.js';
+import { fullTree, fullTreeNodes, MAX_TREE_DEPTH, MAX_TREE_NODES, treeFromPaths, type TreeShape } from '../spec/tree.js';
 import { NO_ROW, type VerifyMethod } from '../spec/verify.js';
 
 /** What the loop needs from a model runner. */
@@ -160,22 +160,6 @@ interface Planned {
   seq: Seq;
   n: number;
   tree?: TreePlan;
-}
-
-/** Up to `k` tokens that followed the latest earlier occurrence of the last 1..maxN tokens (longest first). */
-export function ngramDraft(tokens: readonly number[], k: number, maxN: number): number[] {
-  const L = tokens.length;
-  for (let n = Math.min(maxN, L - 1); n >= 1; n--) {
-    for (let start = L - n - 1; start >= 0; start--) {
-      let same = true;
-      for (let i = 0; i < n && same; i++) same = tokens[start + i] === tokens[L - n + i];
-      if (!same) continue;
-      const from = start + n;
-      const out = tokens.slice(from, Math.min(from + k, L));
-      if (out.length > 0) return out;
-    }
-  }
-  return [];
 }
 
 /**
@@ -440,13 +424,10 @@ export class Scheduler {
       return { shape, tokens, qRows: tokens.map(() => NO_ROW), method, draftTemperature };
     }
     // The deepest full tree that fits.
-    let shape: TreeShape | null = null;
-    for (let d = depth; d >= 1 && !shape; d--) {
-      let nodes = 1;
-      for (let l = 1, level = 1; l <= d; l++) nodes += level *= width;
-      if (nodes <= maxNodes) shape = fullTree(width, d);
-    }
-    if (!shape) return null;
+    let d = depth;
+    while (d >= 1 && fullTreeNodes(width, d) > maxNodes) d--;
+    if (d < 1) return null;
+    const shape = fullTree(width, d);
     return { shape, tokens: shape.parents.map((_, i) => (i === 0 ? root : 0)), qRows: [], method, draftTemperature, drafter };
   }
 

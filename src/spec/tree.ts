@@ -26,6 +26,13 @@ export function depths(shape: TreeShape): number[] {
   return d;
 }
 
+/** Nodes of the full tree of `width` children per node down to `depth`, root included. */
+export function fullTreeNodes(width: number, depth: number): number {
+  let nodes = 1;
+  for (let d = 1, level = 1; d <= depth; d++) nodes += level *= width;
+  return nodes;
+}
+
 /**
  * The full tree of `width` children per node down to `depth` (width 1: a chain), breadth first.
  * BAD_REQUEST when it would exceed MAX_TREE_NODES or MAX_TREE_DEPTH.
@@ -33,8 +40,7 @@ export function depths(shape: TreeShape): number[] {
 export function fullTree(width: number, depth: number): TreeShape {
   if (!(Number.isInteger(width) && width >= 1 && Number.isInteger(depth) && depth >= 1))
     throw new EngineError('BAD_REQUEST', `speculative.tree needs integer width >= 1 and depth >= 1 (got width ${width}, depth ${depth}).`, { width, depth });
-  let nodes = 1;
-  for (let d = 1, level = 1; d <= depth; d++) nodes += level *= width;
+  const nodes = fullTreeNodes(width, depth);
   if (depth > MAX_TREE_DEPTH || nodes > MAX_TREE_NODES)
     throw new EngineError(
       'BAD_REQUEST',
@@ -55,11 +61,6 @@ export function fullTree(width: number, depth: number): TreeShape {
   return { parents };
 }
 
-/** A chain of `n` drafted tokens under the root. */
-export function chainTree(n: number): TreeShape {
-  return { parents: Array.from({ length: n + 1 }, (_, i) => i - 1) };
-}
-
 /** Nodes by depth: levels[d] = the local indices at depth d (contiguous, ascending). */
 export function levels(shape: TreeShape): number[][] {
   const out: number[][] = [];
@@ -78,13 +79,6 @@ export function nodeMeta(shape: TreeShape, start: number, i: number, ds: readonl
   for (let b = i + 1; b < 32; b++) mask |= 1 << b;
   for (let a = i; a >= 0; a = shape.parents[a]!) mask |= 1 << (i - a);
   return { ropePos: start + ds[i]!, slot: start + i, mask: mask >>> 0 };
-}
-
-/** The local node path from the root's child to `node` (depth order). */
-export function pathTo(shape: TreeShape, node: number): number[] {
-  const path: number[] = [];
-  for (let a = node; a > 0; a = shape.parents[a]!) path.unshift(a);
-  return path;
 }
 
 /**

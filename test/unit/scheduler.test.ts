@@ -6,7 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/api/errors.js';
-import { ngramDraft, ngramPaths, Scheduler, type SeqOutcome, type SeqRequest, type SpeculativeOptions, type StepExecutor } from '../../src/engine/scheduler.js';
+import { ngramPaths, Scheduler, type SeqOutcome, type SeqRequest, type SpeculativeOptions, type StepExecutor } from '../../src/engine/scheduler.js';
 import type { SamplingParams } from '../../src/kernels/sample.js';
 import { BlockPool } from '../../src/kv/block-pool.js';
 import type { DraftedTree, DraftJob, StepResult, StepSeq } from '../../src/model/forward.js';
@@ -325,12 +325,12 @@ describe('Scheduler', () => {
 });
 
 describe('speculative decoding (token trees over a fake target)', () => {
-  it('ngramDraft proposes what followed the latest earlier occurrence of the longest matching suffix', () => {
-    expect(ngramDraft([1, 2, 3, 4, 1, 2, 3], 3, 3)).toEqual([4, 1, 2]);
-    expect(ngramDraft([5, 1, 2, 9, 9, 1, 2], 2, 3)).toEqual([9, 9]);
-    expect(ngramDraft([7, 8, 9], 4, 3)).toEqual([]);
+  it('ngramPaths proposes what followed the latest earlier occurrence of the longest matching suffix', () => {
+    expect(ngramPaths([1, 2, 3, 4, 1, 2, 3], 1, 3, 3)).toEqual([[4, 1, 2]]);
+    expect(ngramPaths([5, 1, 2, 9, 9, 1, 2], 1, 2, 3)).toEqual([[9, 9]]);
+    expect(ngramPaths([7, 8, 9], 1, 4, 3)).toEqual([]);
     // the latest occurrence wins, and a draft stops at the end of the context
-    expect(ngramDraft([1, 5, 1, 6, 1], 4, 1)).toEqual([6, 1]);
+    expect(ngramPaths([1, 5, 1, 6, 1], 1, 4, 1)).toEqual([[6, 1]]);
   });
 
   it('ngramPaths gives up to width continuations with different first tokens, and treeFromPaths merges their prefixes', () => {
