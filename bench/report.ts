@@ -50,3 +50,9 @@ export function writeBenchmarksSection(name: string, section: string, opts: { fi
   }
   writeFileSync(path, out);
 }
+
+/** The value after `--name` on the command line, or undefined. */
+export function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}

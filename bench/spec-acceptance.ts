@@ -8,7 +8,7 @@
 // `npx tsx bench/spec-acceptance.ts [--contexts N] [--write]`
 
 import { register } from 'node:module';
-import { machineInfo, REPO, writeBenchmarksSection } from './report.js';
+import { argValue, machineInfo, REPO, writeBenchmarksSection } from './report.js';
 
 register('../bin/wgsl-hooks.mjs', import.meta.url);
 const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
@@ -19,11 +19,7 @@ const { benchPrompt } = await import('../src/engine/bench.js');
 const { pairAcceptance, softmaxT } = await import('../src/spec/verify-ref.js');
 const { ensureBenchModels } = await import('./models.js');
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const N = Number(arg('--contexts') ?? 96);
+const N = Number(argValue('--contexts') ?? 96);
 const paths = ensureBenchModels(['f32', 'q4_0']);
 const ctx = await acquireNodeDevice();
 const src = await fileSource(paths.f32);

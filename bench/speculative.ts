@@ -11,7 +11,7 @@
 
 import { register } from 'node:module';
 import { loadavg } from 'node:os';
-import { machineInfo, REPO, writeBenchmarksSection } from './report.js';
+import { argValue, machineInfo, REPO, writeBenchmarksSection } from './report.js';
 
 // src/ imports WGSL with Vite's `?raw`: register the hook before loading it.
 register('../bin/wgsl-hooks.mjs', import.meta.url);
@@ -24,18 +24,14 @@ const { benchPrompt } = await import('../src/engine/bench.js');
 const { ensureBenchModels } = await import('./models.js');
 type SpeculativeOptions = import('../src/engine/scheduler.js').SpeculativeOptions;
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const models = arg('--target') ? null : ensureBenchModels(['f32', 'q4_0']);
-const targetPath = arg('--target') ?? models!.f32;
-const draftPath = arg('--draft') ?? models!.q4_0;
-const TOKENS = Number(arg('--tokens') ?? 40);
+const models = argValue('--target') ? null : ensureBenchModels(['f32', 'q4_0']);
+const targetPath = argValue('--target') ?? models!.f32;
+const draftPath = argValue('--draft') ?? models!.q4_0;
+const TOKENS = Number(argValue('--tokens') ?? 40);
 /** Plain and speculative runs alternate this many times per row; medians are reported. */
-const ROUNDS = Number(arg('--rounds') ?? 1);
+const ROUNDS = Number(argValue('--rounds') ?? 1);
 /** New tokens per request in the acceptance table (16 requests per cell). */
-const ACC_TOKENS = Number(arg('--acc-tokens') ?? 48);
+const ACC_TOKENS = Number(argValue('--acc-tokens') ?? 48);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const ctx = await acquireNodeDevice();

@@ -4,11 +4,59 @@
 // table points at (and rows past each sequence's last position) are NaN, so any read of them fails.
 
 import { describe, expect, it } from 'vitest';
-import { Attention } from '../../src/kernels/attention.js';
+import { Attention, type KvPaging } from '../../src/kernels/attention.js';
+import type { GpuContext } from '../../src/gpu/device.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
-import { attentionRef, type RefToken } from '../../src/ref/attention.js';
-import { fullTree, nodeMeta, type TreeShape } from '../../src/spec/tree.js';
-import { expectClose, gpu, pagedStep, randn, readF32, rng, shuffledSeqs, TOL, TUNINGS, validated, withTuning } from './helpers.js';
+import { attentionRef } from '../../src/ref/attention.js';
+import { fullTree, type TreeShape } from '../../src/spec/tree.js';
+import { expectClose, gpu, pagedStep, type PagedSeq, randn, readF32, rng, shuffledSeqs, TOL, TUNINGS, validated, withTuning } from './helpers.js';
+
+/** K/V pools with random rows at every position the sequences hold and NaN everywhere else. */
+function pools(
+  r: () => number,
+  seqs: readonly PagedSeq[],
+  numBlocks: number,
+  blockSize: number,
+  kvWidth: number,
+  scale: number,
+): { k: Float32Array; v: Float32Array } {
+  const k = new Float32Array(numBlocks * blockSize * kvWidth).fill(NaN);
+  const v = new Float32Array(numBlocks * blockSize * kvWidth).fill(NaN);
+  for (const s of seqs)
+    for (let pos = 0; pos < s.startPos + s.M; pos++) {
+      const row = s.blocks[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
+      k.set(randn(r, kvWidth, scale), row * kvWidth);
+      v.set(randn(r, kvWidth), row * kvWidth);
+    }
+  return { k, v };
+}
+
+/** The kernel over M tokens, its output read back with `rows` rows (rows past M must stay 0). */
+async function attendGpu(
+  ctx: GpuContext,
+  x: { q: Float32Array; k: Float32Array; v: Float32Array },
+  paging: KvPaging,
+  shape: { numHeads: number; numKvHeads: number; headDim: number },
+  M: number,
+  rows: number,
+): Promise<Float32Array> {
+  const { numHeads, numKvHeads, headDim } = shape;
+  const qBuf = storageFrom(ctx.device, x.q, 'q');
+  const kBuf = storageFrom(ctx.device, x.k, 'k');
+  const vBuf = storageFrom(ctx.device, x.v, 'v');
+  const oBuf = storageBuffer(ctx.device, rows * numHeads * headDim * 4, 'o');
+  const step = new StepUniform(ctx.device);
+  step.write(M);
+  await validated(ctx, () => {
+    const kern = new Attention(ctx, qBuf, kBuf, vBuf, oBuf, step.buffer, numHeads, numKvHeads, headDim, paging);
+    const enc = ctx.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    kern.encode(pass, M);
+    pass.end();
+    ctx.device.queue.submit([enc.finish()]);
+  });
+  return readF32(ctx, oBuf, rows * numHeads * headDim);
+}
 
 interface Case {
   /** (startPos, M) per sequence. */
@@ -67,32 +115,10 @@ describe('paged attention', () => {
       const kvWidth = numKvHeads * headDim;
       const qWidth = numHeads * headDim;
       const { seqs, numBlocks, M } = shuffledSeqs(r, c.seqs, blockSize, 3); // 3 spare blocks nobody points at
-      const rows = numBlocks * blockSize;
-      const k = new Float32Array(rows * kvWidth).fill(NaN);
-      const v = new Float32Array(rows * kvWidth).fill(NaN);
-      for (const s of seqs)
-        for (let pos = 0; pos < s.startPos + s.M; pos++) {
-          const row = s.blocks[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
-          k.set(randn(r, kvWidth, c.scale), row * kvWidth);
-          v.set(randn(r, kvWidth), row * kvWidth);
-        }
+      const { k, v } = pools(r, seqs, numBlocks, blockSize, kvWidth, c.scale);
       const q = randn(r, M * qWidth, c.scale);
       const { paging, tokens } = pagedStep(ctx, seqs, blockSize);
-      const qBuf = storageFrom(ctx.device, q, 'q');
-      const kBuf = storageFrom(ctx.device, k, 'k');
-      const vBuf = storageFrom(ctx.device, v, 'v');
-      const oBuf = storageBuffer(ctx.device, (M + 1) * qWidth * 4, 'o');
-      const step = new StepUniform(ctx.device);
-      step.write(M);
-      await validated(ctx, () => {
-        const kern = new Attention(ctx, qBuf, kBuf, vBuf, oBuf, step.buffer, numHeads, numKvHeads, headDim, paging);
-        const enc = ctx.device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        kern.encode(pass, M);
-        pass.end();
-        ctx.device.queue.submit([enc.finish()]);
-      });
-      const got = await readF32(ctx, oBuf, (M + 1) * qWidth);
+      const got = await attendGpu(ctx, { q, k, v }, paging, c, M, M + 1);
       const want = attentionRef(q, k, v, tokens, blockSize, { numHeads, numKvHeads, headDim });
       expectClose(got.subarray(0, M * qWidth), want, { maxNmse: TOL.transcendental });
       expect(got.subarray(M * qWidth).every((x) => x === 0)).toBe(true);
@@ -126,44 +152,11 @@ describe('tree attention mask', () => {
         blockSize,
         2,
       );
-      const k = new Float32Array(numBlocks * blockSize * kvWidth).fill(NaN);
-      const v = new Float32Array(numBlocks * blockSize * kvWidth).fill(NaN);
-      for (const sq of seqs)
-        for (let pos = 0; pos < sq.startPos + sq.M; pos++) {
-          const row = sq.blocks[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
-          k.set(randn(r, kvWidth, 1.5), row * kvWidth);
-          v.set(randn(r, kvWidth), row * kvWidth);
-        }
+      const { k, v } = pools(r, seqs, numBlocks, blockSize, kvWidth, 1.5);
       const M = nodes + 1;
-      const meta = new Uint32Array(4 * M);
-      const tokens: RefToken[] = [];
-      for (let i = 0; i < nodes; i++) {
-        const m = nodeMeta(shape, start, i);
-        meta.set([m.ropePos, 0, m.slot, m.mask], 4 * i);
-        tokens.push({ pos: m.ropePos, slot: m.slot, mask: m.mask, blocks: seqs[0]!.blocks });
-      }
-      meta.set([19, 1, 19, 0xffffffff], 4 * nodes);
-      tokens.push({ pos: 19, blocks: seqs[1]!.blocks });
-      const blocksPerSeq = Math.max(...seqs.map((x) => x.blocks.length));
-      const tables = new Uint32Array(2 * blocksPerSeq);
-      seqs.forEach((x, i) => tables.set(x.blocks, i * blocksPerSeq));
-      const paging = { tokMeta: storageFrom(ctx.device, meta, 'tokMeta'), tables: storageFrom(ctx.device, tables, 'tables'), blockSize, blocksPerSeq };
+      const { paging, tokens } = pagedStep(ctx, [{ ...seqs[0]!, tree: shape }, seqs[1]!], blockSize);
       const q = randn(r, M * qWidth, 1.5);
-      const qBuf = storageFrom(ctx.device, q, 'q');
-      const kBuf = storageFrom(ctx.device, k, 'k');
-      const vBuf = storageFrom(ctx.device, v, 'v');
-      const oBuf = storageBuffer(ctx.device, M * qWidth * 4, 'o');
-      const step = new StepUniform(ctx.device);
-      step.write(M);
-      await validated(ctx, () => {
-        const kern = new Attention(ctx, qBuf, kBuf, vBuf, oBuf, step.buffer, numHeads, numKvHeads, headDim, paging);
-        const enc = ctx.device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        kern.encode(pass, M);
-        pass.end();
-        ctx.device.queue.submit([enc.finish()]);
-      });
-      const got = await readF32(ctx, oBuf, M * qWidth);
+      const got = await attendGpu(ctx, { q, k, v }, paging, { numHeads, numKvHeads, headDim }, M, M);
       const want = attentionRef(q, k, v, tokens, blockSize, { numHeads, numKvHeads, headDim });
       expectClose(got, want, { maxNmse: TOL.transcendental });
       // The mask matters: plain causal attention over the slots differs for every non-chain node.

@@ -7,6 +7,7 @@ import type { GpuContext, GpuTuning } from '../../src/gpu/device.js';
 import { readBuffer, storageFrom } from '../../src/gpu/buffers.js';
 import type { KvPaging } from '../../src/kernels/attention.js';
 import type { RefToken } from '../../src/ref/attention.js';
+import { nodeMeta, type TreeShape } from '../../src/spec/tree.js';
 
 let ctxPromise: Promise<GpuContext> | null = null;
 export function gpu(): Promise<GpuContext> {
@@ -80,6 +81,8 @@ export interface PagedSeq {
   startPos: number;
   M: number;
   blocks: number[];
+  /** The M tokens are the nodes of this token tree, its root at startPos (src/spec/tree.ts nodeMeta). */
+  tree?: TreeShape;
 }
 
 /**
@@ -92,8 +95,9 @@ export function pagedStep(ctx: GpuContext, seqs: readonly PagedSeq[], blockSize:
   const tokens: RefToken[] = [];
   seqs.forEach((s, r) => {
     for (let i = 0; i < s.M; i++) {
-      meta.push(s.startPos + i, r, s.startPos + i, 0xffffffff);
-      tokens.push({ pos: s.startPos + i, blocks: s.blocks });
+      const m = s.tree ? nodeMeta(s.tree, s.startPos, i) : { ropePos: s.startPos + i, slot: s.startPos + i, mask: 0xffffffff };
+      meta.push(m.ropePos, r, m.slot, m.mask);
+      tokens.push({ pos: m.ropePos, slot: m.slot, mask: m.mask, blocks: s.blocks });
     }
   });
   const tables = new Uint32Array(seqs.length * blocksPerSeq);
