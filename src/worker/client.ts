@@ -5,6 +5,7 @@ import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import type { BenchProgressEvent, Ceilings, WireBenchOptions, WorkerApi } from './worker.js';
 import {
   installWireHandlers,
+  RequestChannel,
   type BenchOptions,
   type BenchResult,
   type EngineInfo,
@@ -78,7 +79,10 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
   // Spelled literally so Vite (and other bundlers) see the worker entry and bundle it as a module worker.
   const worker = o.worker ?? new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'hearth-engine' });
   const remote: Remote<WorkerApi> = wrap<WorkerApi>(worker);
-  let nextId = 1;
+  // generate() travels on its own port (wire.ts says why); the worker starts serving it when connect() arrives.
+  const channel = new MessageChannel();
+  void remote.connect(transfer(channel.port2, [channel.port2]));
+  const requests = new RequestChannel(channel.port1);
 
   return {
     async load(source, opts = {}) {
@@ -88,19 +92,16 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
       return remote.load(src, rest, cb);
     },
 
-    async generate(req, opts = {}) {
-      const id = nextId++;
+    generate(req, opts = {}) {
       const { signal, onTokens } = opts;
-      const cb = onTokens ? proxy((b: TokenBatch) => onTokens(b)) : undefined;
-      const onAbort = (): void => {
-        void remote.abort(id);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        return await remote.generate(req, { id, aborted: signal?.aborted ?? false }, cb);
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-      }
+      return requests.call<GenerateResult, TokenBatch>('generate', req, {
+        signal,
+        onItems: onTokens
+          ? (batches) => {
+              for (const b of batches) onTokens(b);
+            }
+          : undefined,
+      });
     },
 
     async bench(opts) {
@@ -111,6 +112,7 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
     unload: () => remote.unload(),
     info: () => remote.info(),
     terminate() {
+      requests.close();
       remote[releaseProxy]();
       worker.terminate();
     },

@@ -1,7 +1,7 @@
 // createEngine(): the OpenAI-shaped Engine on the main thread, with the model in a module Web Worker (worker.ts).
 // A new endpoint adds a worker method (worker.ts, types in wire.ts) and a create() here built on call().
 
-import { proxy, releaseProxy, transfer, wrap, type ProxyMarked, type Remote } from 'comlink';
+import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import type { ChatCompletions, Completions, Engine } from '../api/engine.js';
 import { EngineError } from '../api/errors.js';
 import type {
@@ -18,7 +18,7 @@ import type {
 } from '../api/types.js';
 import type { ClientLoadOptions } from './client.js';
 import type { WorkerApi } from './worker.js';
-import { installWireHandlers, type EngineInfo, type LoadProgressEvent, type ModelSource, type WireCall } from './wire.js';
+import { installWireHandlers, RequestChannel, type EngineInfo, type LoadProgressEvent, type ModelSource, type RequestOp } from './wire.js';
 
 export type { ClientLoadOptions, EngineInfo, LoadProgressEvent, ModelSource };
 
@@ -26,7 +26,7 @@ export type { ClientLoadOptions, EngineInfo, LoadProgressEvent, ModelSource };
  * An {@link Engine} whose model lives in a Web Worker: `chat.completions.create()` and
  * `completions.create()` behave as LocalEngine's (same overloads; `stream: true` gives an async
  * iterable of chunks; `signal` aborts within one step; errors are EngineErrors with their code and
- * details). Requests run one at a time in arrival order. A streamed create() resolves when its
+ * details). Requests run concurrently, batched by the worker's scheduler. A streamed create() resolves when its
  * request starts running (its first chunk has arrived) or rejects if it cannot start.
  */
 export interface WorkerBackedEngine extends Engine {
@@ -44,8 +44,6 @@ export interface CreateEngineOptions {
   /** A worker already running worker.ts (e.g. from a bundler's worker import); default: a new one. */
   worker?: Worker;
 }
-
-type ChunkCallback<C> = ((chunks: C[]) => void) & ProxyMarked;
 
 /** Streamed chunks on the main thread: the worker's batches go in, the caller's `for await` takes them out. */
 class ChunkStream<C> implements AsyncIterable<C> {
@@ -120,45 +118,42 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
   // Spelled literally so Vite (and other bundlers) see the worker entry and bundle it as a module worker.
   const worker = o.worker ?? new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'hearth-engine' });
   const remote: Remote<WorkerApi> = wrap<WorkerApi>(worker);
-  let nextId = 1;
+  // Requests travel on their own port (wire.ts says why); the worker starts serving it when connect() arrives.
+  const channel = new MessageChannel();
+  void remote.connect(transfer(channel.port2, [channel.port2]));
+  const requests = new RequestChannel(channel.port1);
 
   /**
-   * One request: the signal becomes abort(id) messages; without `stream` the worker's result is
-   * returned, with it a ChunkStream fed by the worker's batches.
+   * One request: without `stream` the worker's result is returned; with it a ChunkStream fed by the
+   * worker's batches, returned once the first batch has arrived (or the request has ended).
    */
-  async function call<P extends LocalOnly, R, C>(
-    params: P,
-    invoke: (wire: Omit<P, keyof LocalOnly>, c: WireCall, onChunks: ChunkCallback<C> | undefined) => Promise<R | null>,
-  ): Promise<R | AsyncIterable<C>> {
+  async function call<P extends LocalOnly, R, C>(op: RequestOp, params: P): Promise<R | AsyncIterable<C>> {
     const { signal, stream, ...wire } = params;
-    const id = nextId++;
-    const abort = (): void => {
-      void remote.abort(id);
-    };
-    signal?.addEventListener('abort', abort, { once: true });
-    const cleanup = (): void => signal?.removeEventListener('abort', abort);
-    const c: WireCall = { id, aborted: signal?.aborted ?? false };
     if (stream !== true) {
-      try {
-        const r = await invoke(wire, c, undefined);
-        if (r === null) throw new EngineError('GPU_ERROR', 'hearth internal error: the worker streamed a request that was not streamed.');
-        return r;
-      } finally {
-        cleanup();
-      }
+      const r = await requests.call<R | null, never>(op, wire, { signal });
+      if (r === null) throw new EngineError('GPU_ERROR', 'hearth internal error: the worker streamed a request that was not streamed.');
+      return r;
     }
-    const chunks = new ChunkStream<C>(abort);
+    // Breaking out of `for await` aborts the request in the worker, as the caller's signal does.
+    const cancel = new AbortController();
+    const onUserAbort = (): void => cancel.abort();
+    if (signal?.aborted) cancel.abort();
+    signal?.addEventListener('abort', onUserAbort, { once: true });
+    const chunks = new ChunkStream<C>(() => cancel.abort());
     let started!: () => void;
     let failed!: (e: unknown) => void;
     const start = new Promise<void>((resolve, reject) => {
       started = resolve;
       failed = reject;
     });
-    const onChunks = proxy((cs: C[]) => {
-      chunks.pushAll(cs);
-      started();
-    });
-    invoke(wire, c, onChunks)
+    requests
+      .call<null, C>(op, wire, {
+        signal: cancel.signal,
+        onItems: (cs) => {
+          chunks.pushAll(cs);
+          started();
+        },
+      })
       .then(
         () => {
           chunks.end();
@@ -169,7 +164,7 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
           failed(e);
         },
       )
-      .finally(cleanup);
+      .finally(() => signal?.removeEventListener('abort', onUserAbort));
     await start;
     return chunks;
   }
@@ -178,14 +173,14 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
   function chatCreate(params: ChatCompletionCreateParamsStreaming): Promise<AsyncIterable<ChatCompletionChunk>>;
   function chatCreate(params: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
   function chatCreate(params: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
-    return call<ChatCompletionCreateParams, ChatCompletion, ChatCompletionChunk>(params, (wire, c, cb) => remote.chatCreate(wire, c, cb));
+    return call<ChatCompletionCreateParams, ChatCompletion, ChatCompletionChunk>('chat', params);
   }
 
   function completionCreate(params: CompletionCreateParamsNonStreaming): Promise<Completion>;
   function completionCreate(params: CompletionCreateParamsStreaming): Promise<AsyncIterable<CompletionChunk>>;
   function completionCreate(params: CompletionCreateParams): Promise<Completion | AsyncIterable<CompletionChunk>>;
   function completionCreate(params: CompletionCreateParams): Promise<Completion | AsyncIterable<CompletionChunk>> {
-    return call<CompletionCreateParams, Completion, CompletionChunk>(params, (wire, c, cb) => remote.completionCreate(wire, c, cb));
+    return call<CompletionCreateParams, Completion, CompletionChunk>('completion', params);
   }
 
   const chat: { readonly completions: ChatCompletions } = { completions: { create: chatCreate } };
@@ -205,6 +200,7 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
     unload: () => remote.unload(),
     info: () => remote.info(),
     terminate() {
+      requests.close();
       remote[releaseProxy]();
       worker.terminate();
     },

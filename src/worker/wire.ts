@@ -73,15 +73,6 @@ export type WireChatParams = Omit<ChatCompletionCreateParamsBase, 'signal' | 'st
 /** completions.create() parameters as plain data. */
 export type WireCompletionParams = Omit<CompletionCreateParamsBase, 'signal' | 'stream'>;
 
-/**
- * How a request is called: `id` names it for abort(); `aborted` says the caller's signal had fired
- * before the call (an abort() message sent before the call could arrive first and be missed).
- */
-export interface WireCall {
-  id?: number;
-  aborted?: boolean;
-}
-
 export interface ModelInfo {
   name: string;
   arch: ModelConfig['arch'];
@@ -111,7 +102,7 @@ export interface EngineInfo {
 
 // ---- errors across the boundary -------------------------------------------------------------
 
-type WireError =
+export type WireError =
   | { kind: 'engine'; code: ErrorCode; message: string; details: ErrorDetails; stack?: string }
   | { kind: 'error'; name: string; message: string; stack?: string }
   | { kind: 'value'; value: unknown };
@@ -163,4 +154,90 @@ export function installWireHandlers(): void {
     },
   };
   transferHandlers.set('throw', handler);
+}
+
+// ---- the request port -----------------------------------------------------------------------
+
+/**
+ * Generation requests and their streams travel on one MessagePort per client, not through comlink:
+ * a page → worker → page round trip costs ~0.06 ms on a plain port against ~0.3 ms (p90 1.3 ms)
+ * through a comlink call, and a comlink callback per stream adds a fresh port whose first message is
+ * slower still; on a 20 ms time to first token that was the whole worker overhead. One ordered port
+ * also keeps a stream's last chunks ahead of its result. Load, bench, info and the rest stay on comlink.
+ */
+export type RequestOp = 'chat' | 'completion' | 'generate';
+
+/** Page → worker. `aborted`: the caller's signal had fired before the call. */
+export type ToWorker = { t: 'call'; id: number; op: RequestOp; params: unknown; stream: boolean; aborted: boolean } | { t: 'abort'; id: number };
+
+/** Worker → page: streamed items (chunks, or token batches for 'generate'), then one done or error. */
+export type FromWorker =
+  { t: 'items'; id: number; items: unknown[] } | { t: 'done'; id: number; value: unknown } | { t: 'error'; id: number; error: WireError };
+
+interface Pending {
+  onItems: ((items: unknown[]) => void) | undefined;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** The page's end of the request port: numbered calls, their streamed items, abort by signal. */
+export class RequestChannel {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly port: MessagePort) {
+    port.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
+  }
+
+  /**
+   * Run `op` in the worker. Streamed items go to `onItems` in order, all before the promise
+   * settles; `signal` aborts the request there (it ends as the engine ends an aborted request).
+   */
+  call<R, I>(op: RequestOp, params: unknown, opts: { signal?: AbortSignal | undefined; onItems?: ((items: I[]) => void) | undefined } = {}): Promise<R> {
+    const id = this.nextId++;
+    const { signal, onItems } = opts;
+    const abort = (): void => this.port.postMessage({ t: 'abort', id } satisfies ToWorker);
+    return new Promise<R>((resolve, reject) => {
+      const done = (): void => {
+        this.pending.delete(id);
+        signal?.removeEventListener('abort', abort);
+      };
+      this.pending.set(id, {
+        onItems: onItems as ((items: unknown[]) => void) | undefined,
+        resolve: (v) => {
+          done();
+          resolve(v as R);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      try {
+        this.port.postMessage({ t: 'call', id, op, params, stream: onItems !== undefined, aborted: signal?.aborted ?? false } satisfies ToWorker);
+      } catch (e) {
+        // A parameter the structured clone cannot copy (a function, a DOM node): nothing was sent.
+        done();
+        reject(new EngineError('BAD_REQUEST', `The request cannot be sent to the engine worker: ${e instanceof Error ? e.message : String(e)}`));
+        return;
+      }
+      signal?.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  private receive(m: FromWorker): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    if (m.t === 'items') p.onItems?.(m.items);
+    else if (m.t === 'done') p.resolve(m.value);
+    else {
+      const err = fromWireError(m.error);
+      p.reject(err instanceof Error ? err : new EngineError('GPU_ERROR', `The engine worker failed with ${JSON.stringify(err)}`));
+    }
+  }
+
+  close(): void {
+    this.port.onmessage = null;
+    this.port.close();
+  }
 }

@@ -3,7 +3,6 @@
 
 import { expose, type ProxyMarked } from 'comlink';
 import { EngineError } from '../api/errors.js';
-import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk } from '../api/types.js';
 import { acquireBrowserDevice, describeAdapter, type GpuContext } from '../gpu/device.js';
 import { benchModel } from '../engine/bench.js';
 import { probeCeilings, type Ceilings } from '../gpu/probes.js';
@@ -15,13 +14,16 @@ import {
   installWireHandlers,
   type BenchOptions,
   type BenchResult,
+  toWireError,
   type EngineInfo,
+  type FromWorker,
   type GenerateResult,
   type LoadProgressEvent,
   type ModelInfo,
   type ModelSource,
+  type RequestOp,
   type TokenBatch,
-  type WireCall,
+  type ToWorker,
   type WireChatParams,
   type WireCompletionParams,
   type WireGenerateRequest,
@@ -65,7 +67,8 @@ let engine: LocalEngine | null = null;
  * each after the model-wide operations queued before it. Cancellation does not queue.
  */
 let queue: Promise<unknown> = Promise.resolve();
-const running = new Map<number, AbortController>();
+/** Requests running or queued, by `<port>:<id>` (each client numbers its own requests). */
+const running = new Map<string, AbortController>();
 const inFlight = new Set<Promise<unknown>>();
 
 /** Every error leaving the worker is an EngineError; anything else is a bug or a browser GPU failure. */
@@ -199,6 +202,9 @@ async function unloadNow(): Promise<void> {
   await e?.unload();
 }
 
+/** Streamed items to the page (one message each call), in order, ahead of the request's result. */
+type SendItems = (items: unknown[]) => void;
+
 /**
  * Pushes a request's chunks to the page in batches, at most one batch per FLUSH_MS (a chunk after a
  * quiet spell goes at once) or when FLUSH_CHUNKS are waiting: slow decoding streams token by token,
@@ -210,10 +216,8 @@ class ChunkPusher<C> {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private lastFlushMs = -Infinity;
   private opened = false;
-  /** The page's acknowledgement of the latest batch; the callback's port delivers in order. */
-  private lastAck: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly cb: RemoteCallback<C[]>) {}
+  constructor(private readonly send: SendItems) {}
 
   push(chunk: C): void {
     this.batch.push(chunk);
@@ -230,40 +234,27 @@ class ChunkPusher<C> {
     this.batch = [];
     if (this.opened) this.lastFlushMs = performance.now();
     this.opened = true;
-    try {
-      this.lastAck = Promise.resolve(this.cb(b)).catch(() => undefined);
-    } catch {
-      /* the page's listener threw; generation goes on */
-    }
-  }
-
-  /**
-   * Send what is left and wait until the page has every batch: the call's result travels on
-   * another port and must not overtake the last chunks.
-   */
-  async close(): Promise<void> {
-    this.flush();
-    await this.lastAck;
+    this.send(b);
   }
 }
 
-/** Run an OpenAI-shaped stream to its end, pushing its chunks to the page. */
-async function pushStream<C>(stream: AsyncIterable<C>, cb: RemoteCallback<C[]>): Promise<null> {
-  const pusher = new ChunkPusher<C>(cb);
+/** Run an OpenAI-shaped stream to its end, pushing its chunks to the page; the request's result is null. */
+async function pushStream<C>(stream: AsyncIterable<C>, send: SendItems): Promise<null> {
+  const pusher = new ChunkPusher<C>(send);
   try {
     for await (const chunk of stream) pusher.push(chunk);
   } finally {
-    await pusher.close();
+    // What is left goes now; the result follows on the same port, so it cannot overtake it.
+    pusher.flush();
   }
   return null;
 }
 
-/** A request by id: its own AbortController (abort(id) fires it); runs beside other requests, after queued model-wide operations. */
-function request<T>(call: WireCall, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const { id } = call;
+/** A request by key: its own AbortController (an abort message fires it); runs beside other requests, after queued model-wide operations. */
+function request<T>(key: string, aborted: boolean, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
-  if (call.aborted) ac.abort();
-  if (id !== undefined) running.set(id, ac);
+  if (aborted) ac.abort();
+  running.set(key, ac);
   const run = (): Promise<T> => fn(ac.signal);
   const p = queue
     .then(run, run)
@@ -271,7 +262,7 @@ function request<T>(call: WireCall, fn: (signal: AbortSignal) => Promise<T>): Pr
       throw asEngineError(e);
     })
     .finally(() => {
-      if (id !== undefined && running.get(id) === ac) running.delete(id);
+      if (running.get(key) === ac) running.delete(key);
     });
   const settled = p.catch(() => undefined);
   inFlight.add(settled);
@@ -326,69 +317,11 @@ const api = {
   },
 
   /**
-   * Generate for one request. Tokens go to `onTokens` in batches; the last batch arrives before
-   * the result. `call.id` names the request for abort(); `call.aborted` says the caller's signal
-   * had fired before the call (an abort() message could only arrive after the first token).
+   * Serve generation requests on this port (wire.ts RequestChannel is the page's end): OpenAI-shaped
+   * chat and completions, and generate(), each streamed or not, and their aborts.
    */
-  generate(req: WireGenerateRequest, call: WireCall = {}, onTokens?: RemoteCallback<TokenBatch>): Promise<GenerateResult> {
-    return request(call, async (signal) => {
-      const e = needEngine();
-      const m = e.loaded;
-      // The engine's speculative default applies here as in its OpenAI-shaped calls.
-      const speculative = req.speculative ?? e.speculative;
-      let batch: TokenBatch = { tokens: [], text: '' };
-      // The first token goes at once (time to first token); later ones at most one batch per FLUSH_MS.
-      let lastFlush = -Infinity;
-      const flush = (): void => {
-        if (batch.tokens.length === 0 && batch.text.length === 0) return;
-        notify(onTokens, batch);
-        batch = { tokens: [], text: '' };
-        lastFlush = performance.now();
-      };
-      const r = await generate(m, {
-        ...req,
-        ...(speculative ? { speculative } : {}),
-        signal,
-        ...(onTokens
-          ? {
-              onToken: (token: number, text: string) => {
-                batch.tokens.push(token);
-                batch.text += text;
-                if (batch.tokens.length >= FLUSH_TOKENS || performance.now() - lastFlush >= FLUSH_MS) flush();
-              },
-            }
-          : {}),
-      });
-      flush();
-      return r;
-    });
-  },
-
-  /**
-   * OpenAI's chat.completions.create() on the worker's LocalEngine. Without `onChunks` it returns
-   * the completion; with it the request streams: chunks go to `onChunks` in batches (every batch
-   * acknowledged before the call resolves, with null). `call.id` names the request for abort().
-   */
-  chatCreate(params: WireChatParams, call: WireCall = {}, onChunks?: RemoteCallback<ChatCompletionChunk[]>): Promise<ChatCompletion | null> {
-    return request(call, async (signal) => {
-      const chat = needEngine().chat.completions;
-      if (!onChunks) return chat.create({ ...params, stream: false, signal });
-      return pushStream(await chat.create({ ...params, stream: true, signal }), onChunks);
-    });
-  },
-
-  /** OpenAI's legacy completions.create() on the worker's LocalEngine; streaming as chatCreate(). */
-  completionCreate(params: WireCompletionParams, call: WireCall = {}, onChunks?: RemoteCallback<CompletionChunk[]>): Promise<Completion | null> {
-    return request(call, async (signal) => {
-      const completions = needEngine().completions;
-      if (!onChunks) return completions.create({ ...params, stream: false, signal });
-      return pushStream(await completions.create({ ...params, stream: true, signal }), onChunks);
-    });
-  },
-
-  /** Stop a running or queued request by id: generate() returns what it has with finishReason 'abort', a stream ends with it, a non-streamed create() rejects with ABORTED. */
-  abort(id: number): void {
-    running.get(id)?.abort();
+  connect(port: MessagePort): void {
+    serve(port);
   },
 
   /**
@@ -425,6 +358,83 @@ const api = {
 };
 
 export type WorkerApi = typeof api;
+
+let ports = 0;
+
+/** Answer one client's requests on its port: items while a request streams, then its done or error. */
+function serve(port: MessagePort): void {
+  const tag = ++ports;
+  const post = (m: FromWorker): void => port.postMessage(m);
+  port.onmessage = (e: MessageEvent<ToWorker>) => {
+    const m = e.data;
+    const key = `${tag}:${m.id}`;
+    if (m.t === 'abort') {
+      running.get(key)?.abort();
+      return;
+    }
+    const { id } = m;
+    const send: SendItems | undefined = m.stream ? (items) => post({ t: 'items', id, items }) : undefined;
+    request(key, m.aborted, (signal) => runRequest(m.op, m.params, signal, send)).then(
+      (value) => {
+        try {
+          post({ t: 'done', id, value });
+        } catch (err) {
+          post({ t: 'error', id, error: toWireError(asEngineError(err)) });
+        }
+      },
+      (err: unknown) => post({ t: 'error', id, error: toWireError(err) }),
+    );
+  };
+}
+
+/**
+ * One request. Streamed (`send` given): an OpenAI stream's chunks, or generate()'s token batches,
+ * go to the page as they come and the result is null for the OpenAI calls (the chunks say it all).
+ */
+async function runRequest(op: RequestOp, params: unknown, signal: AbortSignal, send: SendItems | undefined): Promise<unknown> {
+  const e = needEngine();
+  if (op === 'chat') {
+    const p = params as WireChatParams;
+    if (!send) return e.chat.completions.create({ ...p, stream: false, signal });
+    return pushStream(await e.chat.completions.create({ ...p, stream: true, signal }), send);
+  }
+  if (op === 'completion') {
+    const p = params as WireCompletionParams;
+    if (!send) return e.completions.create({ ...p, stream: false, signal });
+    return pushStream(await e.completions.create({ ...p, stream: true, signal }), send);
+  }
+  return generateRequest(e, params as WireGenerateRequest, signal, send);
+}
+
+/** generate() for the demo pages: tokens go in batches, the first at once (time to first token), later ones at most one batch per FLUSH_MS. */
+async function generateRequest(e: LocalEngine, req: WireGenerateRequest, signal: AbortSignal, send: SendItems | undefined): Promise<GenerateResult> {
+  // The engine's speculative default applies here as in its OpenAI-shaped calls.
+  const speculative = req.speculative ?? e.speculative;
+  let batch: TokenBatch = { tokens: [], text: '' };
+  let lastFlush = -Infinity;
+  const flush = (): void => {
+    if (!send || (batch.tokens.length === 0 && batch.text.length === 0)) return;
+    send([batch]);
+    batch = { tokens: [], text: '' };
+    lastFlush = performance.now();
+  };
+  const r = await generate(e.loaded, {
+    ...req,
+    ...(speculative ? { speculative } : {}),
+    signal,
+    ...(send
+      ? {
+          onToken: (token: number, text: string) => {
+            batch.tokens.push(token);
+            batch.text += text;
+            if (batch.tokens.length >= FLUSH_TOKENS || performance.now() - lastFlush >= FLUSH_MS) flush();
+          },
+        }
+      : {}),
+  });
+  flush();
+  return r;
+}
 
 expose(api);
 
