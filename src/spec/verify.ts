@@ -120,8 +120,13 @@ export class SpecKernels {
   private readonly maxNodes: number;
   private readonly pRows: number;
   private readonly qRows: number;
-  private bases: number[] = [];
-  private sizes: number[] = [];
+  private readonly bases: number[] = [];
+  private readonly sizes: number[] = [];
+  /** Upload scratch, sized for the most nodes, sequences and jobs: a step allocates nothing here. */
+  private readonly nodeWords: Uint32Array<ArrayBuffer>;
+  private readonly seqWords: Uint32Array<ArrayBuffer>;
+  private readonly seqFloats: Float32Array<ArrayBuffer>;
+  private readonly jobWords: Uint32Array<ArrayBuffer>;
 
   /** Threads per workgroup (override WG in spec.wgsl). */
   readonly workgroupSize: number;
@@ -141,6 +146,10 @@ export class SpecKernels {
     this.outBuffer = storageBuffer(ctx.device, opts.maxSeqs * VERIFY_OUT_WORDS * 4, 'spec.out');
     this.seqBuffer = ctx.device.createBuffer({ label: 'spec.seqs', size: Math.max(16, opts.maxSeqs * SEQ_WORDS * 4), usage: STORAGE | COPY_DST });
     this.jobsBuffer = ctx.device.createBuffer({ label: 'spec.jobs', size: Math.max(16, opts.maxNodes * 2 * 4), usage: STORAGE | COPY_DST });
+    this.nodeWords = new Uint32Array(opts.maxNodes * NODE_WORDS);
+    this.seqWords = new Uint32Array(opts.maxSeqs * SEQ_WORDS);
+    this.seqFloats = new Float32Array(this.seqWords.buffer);
+    this.jobWords = new Uint32Array(opts.maxNodes * 2);
     const wg = opts.workgroupSize ?? Math.min(256, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(opts.vocab / 16)))));
     if (!(wg >= 1 && wg <= 256 && (wg & (wg - 1)) === 0)) throw new Error(`hearth internal error: spec workgroup size ${wg}, want a power of two <= 256`);
     this.workgroupSize = wg;
@@ -176,12 +185,11 @@ export class SpecKernels {
     if (seqs.length > this.maxSeqs) throw new Error(`hearth internal error: ${seqs.length} speculative sequences, room for ${this.maxSeqs}`);
     const total = seqs.reduce((a, s) => a + s.nodes.length, 0);
     if (total > this.maxNodes) throw new Error(`hearth internal error: ${total} tree nodes in the step, room for ${this.maxNodes}`);
-    const nodeWords = new Uint32Array(total * NODE_WORDS);
-    const seqData = new ArrayBuffer(seqs.length * SEQ_WORDS * 4);
-    const su = new Uint32Array(seqData);
-    const sf = new Float32Array(seqData);
-    this.bases = [];
-    this.sizes = [];
+    const nodeWords = this.nodeWords;
+    const su = this.seqWords;
+    const sf = this.seqFloats;
+    this.bases.length = 0;
+    this.sizes.length = 0;
     let base = 0;
     seqs.forEach((s, si) => {
       const shape = treeLayout(s.nodes);
@@ -198,6 +206,7 @@ export class SpecKernels {
         nodeWords[o + 4] = shape.firstChild[i]!;
         nodeWords[o + 5] = shape.numChildren[i]!;
         nodeWords[o + 6] = shape.depth[i]!;
+        nodeWords[o + 7] = 0;
       });
       const o = si * SEQ_WORDS;
       su[o] = base;
@@ -212,21 +221,21 @@ export class SpecKernels {
       this.sizes.push(s.nodes.length);
       base += s.nodes.length;
     });
-    if (total > 0) this.device.queue.writeBuffer(this.nodesBuffer, 0, nodeWords);
-    if (seqs.length > 0) this.device.queue.writeBuffer(this.seqBuffer, 0, seqData);
+    if (total > 0) this.device.queue.writeBuffer(this.nodesBuffer, 0, nodeWords, 0, total * NODE_WORDS);
+    if (seqs.length > 0) this.device.queue.writeBuffer(this.seqBuffer, 0, su, 0, seqs.length * SEQ_WORDS);
   }
 
   /** Write the expand jobs: (sequence index, local node), for nodes of the last write() whose qRow is a row. */
   writeJobs(jobs: readonly { seq: number; node: number }[]): void {
     if (jobs.length > this.maxNodes) throw new Error(`hearth internal error: ${jobs.length} expand jobs, room for ${this.maxNodes}`);
-    const w = new Uint32Array(Math.max(1, jobs.length) * 2);
+    const w = this.jobWords;
     jobs.forEach(({ seq, node }, i) => {
       const n = this.sizes[seq];
       if (n === undefined || !(node >= 0 && node < n)) throw new Error(`hearth internal error: expand job (${seq}, ${node}) outside the trees written`);
       w[2 * i] = seq;
       w[2 * i + 1] = node;
     });
-    if (jobs.length > 0) this.device.queue.writeBuffer(this.jobsBuffer, 0, w);
+    if (jobs.length > 0) this.device.queue.writeBuffer(this.jobsBuffer, 0, w, 0, jobs.length * 2);
   }
 
   /** Draw the children of the written jobs' nodes (one workgroup per job). */
