@@ -36,7 +36,10 @@ export interface WorkerBackedEngine extends Engine {
   unload(): Promise<void>;
   /** Adapter, device limits and the loaded model. */
   info(): Promise<EngineInfo>;
-  /** Stop the worker; the GPU memory it held is freed with it, and pending requests never settle. */
+  /**
+   * Stop the worker; the GPU memory it held is freed with it. Requests still running reject with
+   * ABORTED (a stream ends with that error); a pending load() or info() never settles.
+   */
   terminate(): void;
 }
 
@@ -186,8 +189,26 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
   const chat: { readonly completions: ChatCompletions } = { completions: { create: chatCreate } };
   const completions: Completions = { create: completionCreate };
 
-  // A worker that cannot get a device says so here, before any model is fetched.
-  await remote.info();
+  // A worker that cannot get a device says so here, before any model is fetched; one whose script
+  // fails to load or throws while starting fires 'error' instead of ever answering.
+  let onError: ((e: Event) => void) | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    onError = (e: Event) => {
+      const message = e instanceof ErrorEvent && e.message ? e.message : 'the worker script could not be loaded or threw while starting';
+      reject(new EngineError('GPU_ERROR', `The engine worker failed to start: ${message}.`, { message }));
+    };
+    worker.addEventListener('error', onError, { once: true });
+  });
+  try {
+    await Promise.race([remote.info(), failed]);
+  } catch (e) {
+    requests.close(e instanceof Error ? e : undefined);
+    remote[releaseProxy]();
+    worker.terminate();
+    throw e;
+  } finally {
+    worker.removeEventListener('error', onError!);
+  }
 
   return {
     chat,

@@ -236,8 +236,10 @@ export class RequestChannel {
     }
   }
 
-  close(): void {
+  /** Stop using the port; requests still pending reject with `reason` (streams end with it). */
+  close(reason: Error = new EngineError('ABORTED', 'The engine was terminated before the request finished.')): void {
     this.port.onmessage = null;
     this.port.close();
+    for (const p of [...this.pending.values()]) p.reject(reason);
   }
 }

@@ -203,6 +203,44 @@ export async function aMalformedModelGivesEngineErrorBadModelFileOnTheMainThread
   t.assert.ok(r.ok.usage.completion_tokens > 0);
 }
 
+export async function terminateRejectsRunningRequestsAndAWorkerThatCannotStartFailsCreateEngine(t) {
+  const page = await t.page();
+  const r = await page.evaluate(
+    async (a) => {
+      const { createEngine } = await import(a.m.engineClient);
+      const { EngineError } = await import(a.m.errors);
+      const describe = (e) => ({ isEngineError: e instanceof EngineError, code: e.code, message: e.message });
+      // A worker whose script throws while starting never answers; createEngine() must not wait forever.
+      const broken = new Worker(URL.createObjectURL(new Blob(['throw new Error("boom at start");'], { type: 'text/javascript' })), { type: 'module' });
+      const startFailure = await createEngine({ worker: broken }).then(() => null, describe);
+
+      const engine = await createEngine();
+      await engine.load(a.url);
+      const stream = await engine.completions.create({ prompt: a.prompt, max_tokens: 400, temperature: 0, stream: true });
+      const whole = engine.completions.create({ prompt: a.prompt, max_tokens: 400, temperature: 0 }).then(() => null, describe);
+      let texts = 0;
+      let streamError = null;
+      try {
+        for await (const c of stream) if (c.choices[0].text !== '' && ++texts === 2) engine.terminate();
+      } catch (e) {
+        streamError = describe(e);
+      }
+      return { startFailure, streamError, texts, whole: await whole };
+    },
+    { m: modules(t), url: t.fixtures[MODEL].url, prompt: t.prompt },
+  );
+  t.assert.ok(r.startFailure, 'createEngine() rejects');
+  t.assert.equal(r.startFailure.isEngineError, true);
+  t.assert.equal(r.startFailure.code, 'GPU_ERROR', r.startFailure.message);
+  t.assert.match(r.startFailure.message, /failed to start/);
+  t.assert.equal(r.texts, 2, 'the stream stopped at the terminate');
+  for (const e of [r.streamError, r.whole]) {
+    t.assert.ok(e, 'a request running at terminate() rejects');
+    t.assert.equal(e.isEngineError, true);
+    t.assert.equal(e.code, 'ABORTED', e.message);
+  }
+}
+
 /**
  * Worker overhead: the page side of `npm run bench:worker` (bench/worker-overhead-page.ts) on the
  * smallest fixture, a few prompts, so the benchmark keeps working; both engines must generate the

@@ -92,6 +92,31 @@ describe('RequestChannel', () => {
   });
 });
 
+describe('RequestChannel.close', () => {
+  it('rejects every pending request with ABORTED, or with the reason given, and ignores late answers', async () => {
+    const calls: ((r: FromWorker) => void)[] = [];
+    const { requests } = channel((m, post) => calls.push((r) => post({ ...r, id: m.id })));
+    const items: string[] = [];
+    const a = requests.call('chat', {}, { onItems: (xs: string[]) => items.push(...xs) }).catch((x: unknown) => x);
+    const b = requests.call('generate', {}).catch((x: unknown) => x);
+    await until(() => calls.length === 2);
+    calls[0]!({ t: 'items', id: 0, items: ['first'] });
+    await until(() => items.length === 1);
+    requests.close();
+    const [ea, eb] = await Promise.all([a, b]);
+    for (const e of [ea, eb]) {
+      expect(e).toBeInstanceOf(EngineError);
+      expect((e as EngineError).code).toBe('ABORTED');
+    }
+    expect(items).toEqual(['first']);
+
+    const other = channel(() => undefined).requests;
+    const c = other.call('completion', {}).catch((x: unknown) => x);
+    other.close(new EngineError('GPU_ERROR', 'worker failed'));
+    expect(((await c) as EngineError).code).toBe('GPU_ERROR');
+  });
+});
+
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
   if (!cond()) throw new Error('condition not reached');
