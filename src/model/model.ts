@@ -46,6 +46,8 @@ export interface LoadOptions {
    * mirror the target's). A different vocabulary is BAD_MODEL_FILE with the numbers.
    */
   draft?: ByteSource;
+  /** Abort the load: it stops between weight chunks with ABORTED and frees what it allocated. */
+  signal?: AbortSignal;
 }
 
 /** A draft model loaded beside the target. */
@@ -81,6 +83,7 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
   const runnerOpts = runnerOptions(ctx, cfg, maxContext, maxBatch, opts);
   const weights = await loadWeights(ctx, file, src, cfg, {
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
     otherBytes: ModelRunner.estimateBytes(cfg, runnerOpts),
     ...(opts.gpuBudgetBytes !== undefined ? { budgetBytes: opts.gpuBudgetBytes } : {}),
   });
@@ -96,7 +99,7 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
     try {
       // The draft shares the budget with what the target took (weights, KV, activations).
       const used = weights.buffers.reduce((a, b) => a + b.size, 0) + runner.runtimeBytes;
-      draft = await loadDraft(ctx, opts.draft, file, runnerOpts, opts.gpuBudgetBytes !== undefined ? opts.gpuBudgetBytes - used : undefined);
+      draft = await loadDraft(ctx, opts.draft, file, runnerOpts, opts.gpuBudgetBytes !== undefined ? opts.gpuBudgetBytes - used : undefined, opts.signal);
       runner.attachDraft(draft.runner);
     } catch (e) {
       runner.destroy();
@@ -126,7 +129,14 @@ export async function loadModel(ctx: GpuContext, src: ByteSource, opts: LoadOpti
 }
 
 /** Load a draft model for `target`: the same vocabulary (checked before any GPU allocation) and KV block layout. */
-async function loadDraft(ctx: GpuContext, src: ByteSource, target: GGUFFile, opts: RunnerOptions, budgetBytes: number | undefined): Promise<LoadedDraft> {
+async function loadDraft(
+  ctx: GpuContext,
+  src: ByteSource,
+  target: GGUFFile,
+  opts: RunnerOptions,
+  budgetBytes: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<LoadedDraft> {
   const file = await parseGGUF(src);
   const cfg = modelConfig(file);
   const tokens = (f: GGUFFile): readonly string[] => {
@@ -145,7 +155,7 @@ async function loadDraft(ctx: GpuContext, src: ByteSource, target: GGUFFile, opt
     );
   // Besides its own KV and activations, the draft holds the step's draft-logits rows.
   const otherBytes = ModelRunner.estimateBytes(cfg, opts) + opts.maxOutputs * cfg.vocabSize * 4;
-  const weights = await loadWeights(ctx, file, src, cfg, { otherBytes, ...(budgetBytes !== undefined ? { budgetBytes } : {}) });
+  const weights = await loadWeights(ctx, file, src, cfg, { otherBytes, ...(budgetBytes !== undefined ? { budgetBytes } : {}), ...(signal ? { signal } : {}) });
   try {
     return { file, cfg, weights, runner: new ModelRunner(ctx, cfg, weights, opts) };
   } catch (e) {

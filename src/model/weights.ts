@@ -54,6 +54,8 @@ export interface WeightLoadOptions {
   otherBytes?: number;
   /** Refuse, before any allocation, a model whose weights + otherBytes exceed this (MODEL_TOO_LARGE). */
   budgetBytes?: number;
+  /** Stop between chunks: ABORTED with the bytes uploaded so far, every buffer freed. */
+  signal?: AbortSignal;
 }
 
 export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSource, cfg: ModelConfig, opts: WeightLoadOptions = {}): Promise<ModelWeights> {
@@ -164,6 +166,11 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
       { neededBytes: needBytes, weightBytes: gpuNeed, otherBytes: opts.otherBytes ?? 0, budgetBytes: opts.budgetBytes },
     );
 
+  const signal = opts.signal;
+  const checkAborted = (): void => {
+    if (signal?.aborted)
+      throw new EngineError('ABORTED', `Loading the model was aborted after ${loaded} of ${totalBytes} bytes of weights.`, { loadedBytes: loaded, totalBytes });
+  };
   const buffers: GPUBuffer[] = [];
   let loaded = 0;
   let sinceSync = 0;
@@ -171,9 +178,12 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
   let fileBytes = 0;
   const matrices = new Map<string, GpuWeight>();
   const vectors = new Map<string, GPUBuffer>();
+  checkAborted();
   ctx.device.pushErrorScope('out-of-memory');
+  let scopeOpen = true;
   try {
     for (const { key, infos, kind } of plan) {
+      checkAborted();
       for (const t of infos) fileBytes += t.sizeBytes;
       if (kind === 'vector') {
         const parts: Float32Array[] = [];
@@ -205,6 +215,7 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
       for (const info of infos) {
         const tensorBlocks = info.numElems / ti.blockElems;
         for (let b0 = 0; b0 < tensorBlocks; b0 += chunkBlocks) {
+          checkAborted();
           const n = Math.min(chunkBlocks, tensorBlocks - b0);
           const bytes = await readExact(src, info.fileOffset + b0 * ti.blockBytes, n * ti.blockBytes, info.name);
           for (const w of repackBlocks(type, bytes, blockBase + b0, totalBlocks)) ctx.device.queue.writeBuffer(buf, w.offsetBytes, w.data);
@@ -223,6 +234,7 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
       matrices.set(key, { buffer: buf, type, K, N: elems / K, scaleOffsetBytes: layout.scaleOffsetBytes });
     }
     await ctx.device.queue.onSubmittedWorkDone();
+    scopeOpen = false;
     const oom = await ctx.device.popErrorScope();
     if (oom)
       throw new EngineError('MODEL_TOO_LARGE', `The GPU ran out of memory loading the weights (${needBytes} bytes needed): ${oom.message}`, {
@@ -231,6 +243,8 @@ export async function loadWeights(ctx: GpuContext, file: GGUFFile, src: ByteSour
       });
   } catch (e) {
     for (const b of buffers) b.destroy();
+    // A scope left open would capture the device's later errors (after an abort, a read that fails).
+    if (scopeOpen) await ctx.device.popErrorScope().catch(() => undefined);
     throw e;
   }
   const M = (n: string): GpuWeight => matrices.get(n)!;

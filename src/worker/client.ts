@@ -3,6 +3,7 @@
 
 import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import type { BenchProgressEvent, Ceilings, WireBenchOptions, WorkerApi } from './worker.js';
+import { EngineError } from '../api/errors.js';
 import {
   installWireHandlers,
   RequestChannel,
@@ -40,6 +41,29 @@ export interface ClientLoadOptions extends WorkerLoadOptions {
   onProgress?: (p: LoadProgressEvent) => void;
   /** Transfer (not copy) an ArrayBuffer source to the worker; the caller's buffer is detached. Default true. */
   transfer?: boolean;
+  /**
+   * Abort the load while it downloads or uploads weights: it rejects with ABORTED and frees what it
+   * had allocated. The previously loaded model was freed when the load began, so none is loaded then.
+   */
+  signal?: AbortSignal;
+}
+
+let loadIds = 0;
+
+/** load() on a worker's comlink API, with the caller's signal turned into abortLoad() messages. */
+export async function loadInWorker(remote: Remote<WorkerApi>, source: ModelSource, opts: ClientLoadOptions): Promise<EngineInfo> {
+  const { onProgress, transfer: doTransfer = true, signal, ...rest } = opts;
+  if (signal?.aborted) throw new EngineError('ABORTED', 'Loading the model was aborted before it started.');
+  const src = source instanceof ArrayBuffer && doTransfer ? transfer(source, [source]) : source;
+  const cb = onProgress ? proxy((p: LoadProgressEvent) => onProgress(p)) : undefined;
+  const id = ++loadIds;
+  const abort = (): void => void remote.abortLoad(id);
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    return await remote.load(src, rest, cb, id);
+  } finally {
+    signal?.removeEventListener('abort', abort);
+  }
 }
 
 export interface ClientGenerateOptions {
@@ -85,12 +109,7 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
   const requests = new RequestChannel(channel.port1);
 
   return {
-    async load(source, opts = {}) {
-      const { onProgress, transfer: doTransfer = true, ...rest } = opts;
-      const src = source instanceof ArrayBuffer && doTransfer ? transfer(source, [source]) : source;
-      const cb = onProgress ? proxy((p: LoadProgressEvent) => onProgress(p)) : undefined;
-      return remote.load(src, rest, cb);
-    },
+    load: (source, opts = {}) => loadInWorker(remote, source, opts),
 
     generate(req, opts = {}) {
       const { signal, onTokens } = opts;

@@ -1,7 +1,7 @@
 // createEngine(): the OpenAI-shaped Engine on the main thread, with the model in a module Web Worker (worker.ts).
 // A new endpoint adds a worker method (worker.ts, types in wire.ts) and a create() here built on call().
 
-import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
+import { releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import type { ChatCompletions, Completions, Engine } from '../api/engine.js';
 import { EngineError } from '../api/errors.js';
 import type {
@@ -16,7 +16,7 @@ import type {
   CompletionCreateParamsNonStreaming,
   CompletionCreateParamsStreaming,
 } from '../api/types.js';
-import type { ClientLoadOptions } from './client.js';
+import { loadInWorker, type ClientLoadOptions } from './client.js';
 import type { WorkerApi } from './worker.js';
 import { installWireHandlers, RequestChannel, type EngineInfo, type LoadProgressEvent, type ModelSource, type RequestOp } from './wire.js';
 
@@ -213,11 +213,7 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
   return {
     chat,
     completions,
-    async load(source, opts = {}) {
-      const { onProgress, transfer: doTransfer = true, ...rest } = opts;
-      const src = source instanceof ArrayBuffer && doTransfer ? transfer(source, [source]) : source;
-      return remote.load(src, rest, onProgress ? proxy((p: LoadProgressEvent) => onProgress(p)) : undefined);
-    },
+    load: (source, opts = {}) => loadInWorker(remote, source, opts),
     unload: () => remote.unload(),
     info: () => remote.info(),
     terminate() {

@@ -67,6 +67,8 @@ let engine: LocalEngine | null = null;
  * each after the model-wide operations queued before it. Cancellation does not queue.
  */
 let queue: Promise<unknown> = Promise.resolve();
+/** Loads that the page may abort, by the id its load() call passed. */
+const loads = new Map<number, AbortController>();
 /** Requests running or queued, by `<port>:<id>` (each client numbers its own requests). */
 const running = new Map<string, AbortController>();
 const inFlight = new Set<Promise<unknown>>();
@@ -127,11 +129,14 @@ function notify<T>(cb: RemoteCallback<T> | undefined, v: T): void {
   }
 }
 
-async function fetchBlob(url: string, onProgress?: RemoteCallback<LoadProgressEvent>): Promise<Blob> {
+async function fetchBlob(url: string, signal: AbortSignal, onProgress?: RemoteCallback<LoadProgressEvent>): Promise<Blob> {
+  const aborted = (loadedBytes: number): EngineError =>
+    new EngineError('ABORTED', `Loading ${url} was aborted after ${loadedBytes} bytes had been downloaded.`, { url, loadedBytes });
   let res: Response;
   try {
-    res = await fetch(url);
+    res = await fetch(url, { signal });
   } catch (e) {
+    if (signal.aborted) throw aborted(0);
     throw new EngineError(
       'BAD_REQUEST',
       `Could not fetch the model from ${url}: ${e instanceof Error ? e.message : String(e)}. Check the URL and that the server allows it (CORS).`,
@@ -146,13 +151,20 @@ async function fetchBlob(url: string, onProgress?: RemoteCallback<LoadProgressEv
       status: res.status,
     });
   const totalBytes = Number(res.headers.get('Content-Length') ?? 0) || 0;
-  if (!res.body || !onProgress) return res.blob();
+  if (!res.body) return res.blob();
   const parts: Uint8Array<ArrayBuffer>[] = [];
   let loadedBytes = 0;
   let last = 0;
   const reader = res.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array<ArrayBuffer>>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      if (signal.aborted) throw aborted(loadedBytes);
+      throw e;
+    }
+    const { done, value } = chunk;
     if (done) break;
     parts.push(value);
     loadedBytes += value.byteLength;
@@ -272,14 +284,18 @@ function request<T>(key: string, aborted: boolean, fn: (signal: AbortSignal) => 
 
 const api = {
   /** Load a GGUF model (replacing any loaded one) and describe it. */
-  load(source: ModelSource, opts: WorkerLoadOptions = {}, onProgress?: RemoteCallback<LoadProgressEvent>): Promise<EngineInfo> {
-    return serial(
+  load(source: ModelSource, opts: WorkerLoadOptions = {}, onProgress?: RemoteCallback<LoadProgressEvent>, loadId?: number): Promise<EngineInfo> {
+    const ac = new AbortController();
+    if (loadId !== undefined) loads.set(loadId, ac);
+    const signal = ac.signal;
+    const p = serial(
       async () => {
+        if (signal.aborted) throw new EngineError('ABORTED', 'Loading the model was aborted before it started.');
         const c = await device();
         // Free the old weights first: two models may not fit side by side.
         await unloadNow();
         const open = async (s: ModelSource): Promise<ByteSource> => {
-          if (typeof s === 'string') return blobSource(await fetchBlob(s, onProgress));
+          if (typeof s === 'string') return blobSource(await fetchBlob(s, signal, onProgress));
           if (s instanceof ArrayBuffer) return bufferSource(s);
           if (s instanceof Blob) return blobSource(s);
           throw new EngineError('BAD_REQUEST', 'load() takes a URL string, an ArrayBuffer or a Blob/File (and so does its `draft` option).');
@@ -290,6 +306,7 @@ const api = {
         const model = await loadModel(c, src, {
           ...pickDefined(opts, ['maxContext', 'maxBatch', 'maxSeqs', 'blockSize', 'kvCacheTokens']),
           ...(draft ? { draft } : {}),
+          signal,
           onProgress: (loadedBytes, totalBytes) => {
             const pct = Math.floor((100 * loadedBytes) / Math.max(1, totalBytes));
             if (pct === lastPct) return;
@@ -314,6 +331,13 @@ const api = {
       },
       { abortRequests: true },
     );
+    if (loadId !== undefined) void p.finally(() => loads.delete(loadId)).catch(() => undefined);
+    return p;
+  },
+
+  /** Abort the load() that passed this id: it stops (ABORTED) while downloading or between weight chunks. */
+  abortLoad(loadId: number): void {
+    loads.get(loadId)?.abort();
   },
 
   /**

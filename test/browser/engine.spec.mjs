@@ -241,6 +241,44 @@ export async function terminateRejectsRunningRequestsAndAWorkerThatCannotStartFa
   }
 }
 
+export async function anAbortedLoadRejectsWithAbortedAndTheNextLoadWorks(t) {
+  const page = await t.page();
+  const r = await page.evaluate(
+    async (a) => {
+      const { createEngine } = await import(a.m.engineClient);
+      const { EngineError } = await import(a.m.errors);
+      const engine = await createEngine();
+      await engine.load(a.url);
+      // Aborted while the worker fetches the file: the abort message arrives before the download can finish.
+      const ac = new AbortController();
+      const loading = engine.load(a.url, { signal: ac.signal });
+      ac.abort();
+      const aborted = await loading.then(
+        () => null,
+        (e) => ({ isEngineError: e instanceof EngineError, code: e.code, message: e.message, loadedBytes: e.details?.loadedBytes }),
+      );
+      const after = await engine.info();
+      // A signal that has already fired never reaches the worker.
+      const early = await engine.load(a.url, { signal: ac.signal }).then(
+        () => null,
+        (e) => e.code,
+      );
+      await engine.load(a.url);
+      const ok = await engine.completions.create({ prompt: a.prompt, max_tokens: 4, temperature: 0 });
+      engine.terminate();
+      return { aborted, modelAfterAbort: after.model, early, tokens: ok.usage.completion_tokens };
+    },
+    { m: modules(t), url: t.fixtures[MODEL].url, prompt: t.prompt },
+  );
+  t.assert.ok(r.aborted, 'the aborted load rejects');
+  t.assert.equal(r.aborted.isEngineError, true);
+  t.assert.equal(r.aborted.code, 'ABORTED', r.aborted.message);
+  t.log(r.aborted.message);
+  t.assert.equal(r.modelAfterAbort, null, 'load() freed the previous model first, and the aborted one never finished');
+  t.assert.equal(r.early, 'ABORTED');
+  t.assert.equal(r.tokens, 4);
+}
+
 /**
  * Worker overhead: the page side of `npm run bench:worker` (bench/worker-overhead-page.ts) on the
  * smallest fixture, a few prompts, so the benchmark keeps working; both engines must generate the

@@ -94,6 +94,56 @@ describe('model loading', () => {
     await expect(deviceFromGpu(noAdapter, 'node')).rejects.toMatchObject({ code: 'WEBGPU_UNAVAILABLE', message: expect.stringMatching(/Vulkan/) as unknown });
   });
 
+  test('an aborted load stops between weight chunks with ABORTED, frees every buffer it made, leaves no error scope open, and the device loads again', async () => {
+    const ctx = await gpu();
+    let created = 0;
+    let destroyed = 0;
+    const counting = new Proxy(ctx.device, {
+      get(target, prop, recv) {
+        if (prop === 'createBuffer')
+          return (d: GPUBufferDescriptor) => {
+            created++;
+            const b = target.createBuffer(d);
+            const destroy = b.destroy.bind(b);
+            b.destroy = () => {
+              destroyed++;
+              destroy();
+            };
+            return b;
+          };
+        const v = Reflect.get(target, prop, recv) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const ac = new AbortController();
+    let progress = 0;
+    const e = await loadModel({ ...ctx, device: counting }, bufferSource(good), {
+      maxContext: 64,
+      signal: ac.signal,
+      onProgress: (loaded, total) => {
+        progress = loaded;
+        if (loaded > 0 && loaded < total) ac.abort();
+      },
+    }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(EngineError);
+    expect((e as EngineError).code).toBe('ABORTED');
+    expect((e as EngineError).details.loadedBytes).toBe(progress);
+    expect(Number((e as EngineError).details.totalBytes)).toBeGreaterThan(progress);
+    expect(created).toBeGreaterThan(0);
+    expect(destroyed).toBe(created);
+    // The load's out-of-memory scope was popped: the device's stack is empty again.
+    await expect(ctx.device.popErrorScope()).rejects.toThrow();
+    // An already-aborted signal allocates nothing.
+    created = 0;
+    await expect(loadModel({ ...ctx, device: counting }, bufferSource(good), { maxContext: 64, signal: ac.signal })).rejects.toMatchObject({
+      code: 'ABORTED',
+    });
+    expect(created).toBe(0);
+    const m = await loadModel(ctx, bufferSource(good), { maxContext: 64 });
+    expect(m.cfg.numLayers).toBeGreaterThan(0);
+    m.destroy();
+  });
+
   test('tied embeddings: a model without output.weight reads token_embd for its head', async () => {
     const m = await loadModel(await gpu(), bufferSource(readFileSync(fixturePath('llama-q4_0'))), { maxContext: 32 });
     expect(m.cfg.tiedEmbeddings).toBe(true);
