@@ -225,6 +225,7 @@ async function loadBertWeights(ctx: GpuContext, file: GGUFFile, src: ByteSource,
   };
 
   ctx.device.pushErrorScope('out-of-memory');
+  let scopeOpen = true;
   try {
     const pos = await f32(plan.pos);
     const typeRow = plan.types ? (await f32(plan.types)).subarray(0, D) : new Float32Array(D);
@@ -265,12 +266,15 @@ async function loadBertWeights(ctx: GpuContext, file: GGUFFile, src: ByteSource,
       });
     }
     await ctx.device.queue.onSubmittedWorkDone();
+    scopeOpen = false;
     const oom = await ctx.device.popErrorScope();
     if (oom) throw new EngineError('MODEL_TOO_LARGE', `The GPU ran out of memory loading the embedding model: ${oom.message}`, { gpuBytes });
     weights.gpuBytes = gpuBytes;
     return weights;
   } catch (e) {
     for (const b of buffers) b.destroy();
+    // A scope left open would capture the device's later errors (after a read that fails).
+    if (scopeOpen) await ctx.device.popErrorScope().catch(() => undefined);
     throw e;
   }
 }

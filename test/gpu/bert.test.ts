@@ -49,6 +49,19 @@ describe.each(Object.values(BERT_FIXTURES))('bert embedder vs float64 reference:
 });
 
 describe('bert embedder contract', () => {
+  it('a read that fails while the weights load frees what was allocated and leaves no error scope open', async () => {
+    const ctx = await gpu();
+    const bytes = readFileSync(bertFixturePath(BERT_FIXTURES['bert-f32']));
+    const src = bufferSource(bytes);
+    // The header parses; a read past the first third of the file (tensor data) fails like a lost file would.
+    const failing = {
+      size: src.size,
+      read: (offset: number, length: number) => (offset > bytes.length / 3 ? Promise.reject(new Error('the file went away')) : src.read(offset, length)),
+    };
+    await expect(loadEmbeddingModel(ctx, failing)).rejects.toThrow(/the file went away/);
+    await expect(ctx.device.popErrorScope()).rejects.toThrow();
+  });
+
   it('satisfies the Embedder interface, with an id that names the file', async () => {
     const m = await load(BERT_FIXTURES['bert-f32']);
     const e: Embedder = m;
