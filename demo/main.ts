@@ -38,6 +38,7 @@ let engine: WorkerEngine | null = null;
 let loadedKey: string | File | null = null;
 /** A file dropped on the page, used when the file input holds none. */
 let droppedFile: File | null = null;
+/** Stop's target: the load or generation in progress. */
 let running: AbortController | null = null;
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -47,7 +48,7 @@ function setState(s: State): void {
   document.body.dataset.state = s;
   loadButton.disabled = s !== 'idle';
   generateButton.disabled = s !== 'idle';
-  stopButton.disabled = s !== 'generating';
+  stopButton.disabled = s === 'idle';
 }
 
 function showError(e: unknown): void {
@@ -93,7 +94,7 @@ async function showStored(): Promise<void> {
   );
 }
 
-async function ensureLoaded(): Promise<WorkerEngine> {
+async function ensureLoaded(signal: AbortSignal): Promise<WorkerEngine> {
   engine ??= createWorkerEngine();
   const src = selectedSource();
   const sha256 = sha256Input.value.trim();
@@ -107,6 +108,7 @@ async function ensureLoaded(): Promise<WorkerEngine> {
   if (typeof src === 'string') {
     let fromNetwork = false;
     bytes = await fetchModel(src, {
+      signal,
       ...(sha256 !== '' ? { sha256 } : {}),
       onProgress: (loaded, total) => {
         fromNetwork ||= loaded < total;
@@ -123,6 +125,7 @@ async function ensureLoaded(): Promise<WorkerEngine> {
   let info: EngineInfo;
   try {
     info = await engine.load(bytes, {
+      signal,
       onProgress: (p) => {
         const what = p.phase === 'download' ? 'downloading' : 'uploading weights to the GPU';
         modelStatus.textContent = `${what}: ${mib(p.loadedBytes)}${p.totalBytes > 0 ? ` of ${mib(p.totalBytes)}` : ''}`;
@@ -142,13 +145,15 @@ async function ensureLoaded(): Promise<WorkerEngine> {
 async function onLoad(): Promise<void> {
   errorEl.textContent = '';
   setState('loading');
+  running = new AbortController();
   try {
     loadedKey = null;
-    await ensureLoaded();
+    await ensureLoaded(running.signal);
   } catch (e) {
     modelStatus.textContent = 'no model loaded';
     showError(e);
   } finally {
+    running = null;
     setState('idle');
   }
 }
@@ -158,10 +163,10 @@ async function onGenerate(): Promise<void> {
   outputEl.textContent = '';
   statsEl.textContent = '';
   setState('loading');
+  running = new AbortController();
   try {
-    const eng = await ensureLoaded();
+    const eng = await ensureLoaded(running.signal);
     setState('generating');
-    running = new AbortController();
     let n = 0;
     let tFirst = 0;
     const t0 = performance.now();
@@ -202,6 +207,7 @@ async function onGenerate(): Promise<void> {
       `${r.tokens.length} tokens (${r.finishReason}) · prompt ${r.promptTokens.length} tokens at ${r.timings.prefillTokensPerS.toFixed(1)} tok/s` +
       ` · decode ${r.timings.decodeTokensPerS.toFixed(1)} tok/s${spec}`;
   } catch (e) {
+    if (loadedKey === null) modelStatus.textContent = 'no model loaded';
     showError(e);
   } finally {
     running = null;

@@ -1,5 +1,5 @@
 // demo/index.html, the chat page, driven through its controls: streamed greedy output equals
-// Node's, and a bad model file shows its EngineError code. Each export takes the runner's `t`.
+// Node's, a bad model file shows its EngineError code, and Stop cancels a load. Each export takes the runner's `t`.
 
 export async function chatPageStreamsTheGreedyTokensOfNode(t) {
   const fx = t.fixtures['qwen2-f32'];
@@ -63,4 +63,32 @@ export async function chatPageSpeculativeSelfDraftGivesThePlainGreedyTokens(t) {
   t.assert.doesNotMatch(plain.stats, /speculative/);
   t.assert.match(spec.stats, /speculative: \d+ of \d+ drafted tokens accepted, [\d.]+ tokens per pass/);
   t.log(spec.stats);
+}
+
+export async function chatPageStopCancelsALoadAndTheNextLoadWorks(t) {
+  const fx = t.fixtures['llama-f32'];
+  const page = await t.page('index.html');
+  // Hold the model's response until Stop has been pressed, so the load is surely still running.
+  let release;
+  const held = new Promise((r) => (release = r));
+  let holding = true;
+  await page.route(`**${fx.url}`, async (route) => {
+    if (holding) await held;
+    await route.continue().catch(() => undefined);
+  });
+  await page.fill('#url', fx.url);
+  await page.click('#load');
+  await page.waitForFunction(() => document.body.dataset.state === 'loading');
+  t.assert.equal(await page.isDisabled('#stop'), false, 'Stop is live while a model loads');
+  await page.click('#stop');
+  await page.waitForFunction(() => document.body.dataset.state === 'idle', null, { timeout: 30_000 });
+  holding = false;
+  release();
+  t.assert.match((await page.textContent('#error')) ?? '', /^ABORTED: /);
+  t.assert.equal(await page.textContent('#model-status'), 'no model loaded');
+  await page.click('#load');
+  await page.waitForFunction(() => document.body.dataset.state === 'idle' && /layers/.test(document.querySelector('#model-status')?.textContent ?? ''), null, {
+    timeout: 30_000,
+  });
+  t.assert.equal(await page.textContent('#error'), '');
 }
