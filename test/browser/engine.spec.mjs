@@ -8,8 +8,7 @@ const MODEL = 'llama-f32';
 function modules(t) {
   const fs = (rel) => `/@fs${join(t.repo, rel)}`;
   return {
-    engineClient: fs('src/worker/engine-client.ts'),
-    errors: fs('src/api/errors.ts'),
+    page: fs('test/browser/engine-page.ts'),
     localEngine: fs('src/engine/local-engine.ts'),
     device: fs('src/gpu/device.ts'),
     byteSource: fs('src/model/byte-source.ts'),
@@ -20,9 +19,8 @@ export async function aStreamedChatArrivesInBatchesAndEqualsTheNonStreamedGreedy
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
-      const { createEngine } = await import(a.m.engineClient);
-      const engine = await createEngine();
-      await engine.load(a.url);
+      const { loadedEngine } = await import(a.m.page);
+      const engine = await loadedEngine(a.url);
       const req = { messages: [{ role: 'user', content: a.prompt }], max_tokens: 48, temperature: 0 };
       const whole = await engine.chat.completions.create(req);
       const t0 = performance.now();
@@ -67,10 +65,8 @@ export async function abortMidStreamEndsWithFinishReasonAbortAndTheNextRequestWo
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
-      const { createEngine } = await import(a.m.engineClient);
-      const { EngineError } = await import(a.m.errors);
-      const engine = await createEngine();
-      await engine.load(a.url);
+      const { loadedEngine, EngineError } = await import(a.m.page);
+      const engine = await loadedEngine(a.url);
       const req = { messages: [{ role: 'user', content: a.prompt }], max_tokens: 24, temperature: 0 };
       const solo = await engine.chat.completions.create(req);
 
@@ -123,9 +119,8 @@ export async function twoConcurrentCreateCallsAreServedTogetherAndEqualTheirSolo
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
-      const { createEngine } = await import(a.m.engineClient);
-      const engine = await createEngine();
-      await engine.load(a.url);
+      const { loadedEngine } = await import(a.m.page);
+      const engine = await loadedEngine(a.url);
       const chatReq = { messages: [{ role: 'user', content: a.prompt }], max_tokens: 20, temperature: 0 };
       const textReq = { prompt: 'The quick brown fox', max_tokens: 20, temperature: 0 };
       const collectChat = async (p) => {
@@ -167,8 +162,7 @@ export async function aMalformedModelGivesEngineErrorBadModelFileOnTheMainThread
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
-      const { createEngine } = await import(a.m.engineClient);
-      const { EngineError } = await import(a.m.errors);
+      const { createEngine, EngineError } = await import(a.m.page);
       const engine = await createEngine();
       const catchErr = async (p) => {
         try {
@@ -207,15 +201,13 @@ export async function terminateRejectsRunningRequestsAndAWorkerThatCannotStartFa
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
-      const { createEngine } = await import(a.m.engineClient);
-      const { EngineError } = await import(a.m.errors);
+      const { createEngine, loadedEngine, EngineError } = await import(a.m.page);
       const describe = (e) => ({ isEngineError: e instanceof EngineError, code: e.code, message: e.message });
       // A worker whose script throws while starting never answers; createEngine() must not wait forever.
       const broken = new Worker(URL.createObjectURL(new Blob(['throw new Error("boom at start");'], { type: 'text/javascript' })), { type: 'module' });
       const startFailure = await createEngine({ worker: broken }).then(() => null, describe);
 
-      const engine = await createEngine();
-      await engine.load(a.url);
+      const engine = await loadedEngine(a.url);
       const stream = await engine.completions.create({ prompt: a.prompt, max_tokens: 400, temperature: 0, stream: true });
       const whole = engine.completions.create({ prompt: a.prompt, max_tokens: 400, temperature: 0 }).then(() => null, describe);
       let texts = 0;
@@ -245,10 +237,8 @@ export async function anAbortedLoadRejectsWithAbortedAndTheNextLoadWorks(t) {
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
-      const { createEngine } = await import(a.m.engineClient);
-      const { EngineError } = await import(a.m.errors);
-      const engine = await createEngine();
-      await engine.load(a.url);
+      const { loadedEngine, EngineError } = await import(a.m.page);
+      const engine = await loadedEngine(a.url);
       // Aborted while the worker fetches the file: the abort message arrives before the download can finish.
       const ac = new AbortController();
       const loading = engine.load(a.url, { signal: ac.signal });
