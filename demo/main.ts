@@ -1,10 +1,12 @@
-// The chat demo page (a PWA): pick a GGUF model (URL, file or drop), prompt it, stream the output from the
-// worker. URLs go through the offline model store; new controls get an element in index.html and a handler here.
+// The chat demo page (a PWA): pick a GGUF model (URL, file or drop), chat with it (the OpenAI-shaped
+// chat.completions API, streamed, multi-turn) or complete raw text (generate()), all in the worker.
+// URLs go through the offline model store; new controls get an element in index.html and a handler here.
 
 import { EngineError } from '../src/api/errors.js';
 import { deleteModel, fetchModel, listModels } from '../src/storage/model-store.js';
 import type { SpeculativeOptions } from '../src/engine/scheduler.js';
-import { createWorkerEngine, type EngineInfo, type WorkerEngine } from '../src/worker/client.js';
+import type { ChatCompletionMessageParam } from '../src/api/types.js';
+import { createEngine, type EngineInfo, type WorkerBackedEngine } from '../src/worker/engine-client.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -26,6 +28,9 @@ const temperatureInput = $<HTMLInputElement>('temperature');
 const speculativeSelect = $<HTMLSelectElement>('speculative');
 const seedInput = $<HTMLInputElement>('seed');
 const generateButton = $<HTMLButtonElement>('generate');
+const sendButton = $<HTMLButtonElement>('send');
+const newChatButton = $<HTMLButtonElement>('new-chat');
+const conversationEl = $('conversation');
 const stopButton = $<HTMLButtonElement>('stop');
 const outputEl = $('output');
 const statsEl = $('stats');
@@ -33,7 +38,9 @@ const errorEl = $('error');
 
 type State = 'idle' | 'loading' | 'generating';
 
-let engine: WorkerEngine | null = null;
+let engine: WorkerBackedEngine | null = null;
+/** The conversation so far (user and assistant turns); "New chat" clears it. */
+const history: ChatCompletionMessageParam[] = [];
 /** What is loaded: the File, or the URL with its expected digest. */
 let loadedKey: string | File | null = null;
 /** A file dropped on the page, used when the file input holds none. */
@@ -48,6 +55,8 @@ function setState(s: State): void {
   document.body.dataset.state = s;
   loadButton.disabled = s !== 'idle';
   generateButton.disabled = s !== 'idle';
+  sendButton.disabled = s !== 'idle';
+  newChatButton.disabled = s !== 'idle';
   stopButton.disabled = s === 'idle';
 }
 
@@ -94,8 +103,8 @@ async function showStored(): Promise<void> {
   );
 }
 
-async function ensureLoaded(signal: AbortSignal): Promise<WorkerEngine> {
-  engine ??= createWorkerEngine();
+async function ensureLoaded(signal: AbortSignal): Promise<WorkerBackedEngine> {
+  engine ??= await createEngine();
   const src = selectedSource();
   const sha256 = sha256Input.value.trim();
   const key = typeof src === 'string' ? `${src}#${sha256}` : src;
@@ -215,11 +224,95 @@ async function onGenerate(): Promise<void> {
   }
 }
 
+function bubble(role: 'user' | 'assistant', text: string): HTMLElement {
+  const el = document.createElement('div');
+  el.className = `msg ${role}`;
+  el.textContent = text;
+  conversationEl.append(el);
+  return el;
+}
+
+/**
+ * Send the prompt as the next user turn: the whole conversation goes to chat.completions.create
+ * (the model's chat template renders it) and the reply streams into a new bubble. The earlier
+ * turns' KV is reused, so only the new message is prefilled (the stats show the cached tokens).
+ */
+async function onSend(): Promise<void> {
+  const content = promptInput.value.trim();
+  if (content === '') return;
+  errorEl.textContent = '';
+  statsEl.textContent = '';
+  setState('loading');
+  running = new AbortController();
+  try {
+    const eng = await ensureLoaded(running.signal);
+    setState('generating');
+    history.push({ role: 'user', content });
+    bubble('user', content);
+    promptInput.value = '';
+    const reply = bubble('assistant', '');
+    const seed = Number(seedInput.value);
+    const speculative = speculativeSelect.value ? (JSON.parse(speculativeSelect.value) as SpeculativeOptions) : null;
+    const t0 = performance.now();
+    let tFirst = 0;
+    let n = 0;
+    let text = '';
+    const stream = await eng.chat.completions.create({
+      messages: history,
+      stream: true,
+      max_tokens: Number(maxTokensInput.value),
+      temperature: Number(temperatureInput.value),
+      ...(Number.isFinite(seed) && seedInput.value !== '' ? { seed } : {}),
+      ...(speculative ? { speculative } : {}),
+      signal: running.signal,
+    });
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta.content ?? '';
+      if (piece !== '') {
+        if (n === 0) tFirst = performance.now();
+        n++;
+        text += piece;
+        reply.textContent = text;
+      }
+      const u = chunk.usage;
+      const finish = chunk.choices[0]?.finish_reason;
+      if (u && finish) {
+        const decodeS = (performance.now() - tFirst) / 1000;
+        const rate = u.completion_tokens > 1 && decodeS > 0 ? ` · ${((u.completion_tokens - 1) / decodeS).toFixed(1)} tok/s` : '';
+        statsEl.textContent =
+          `${u.completion_tokens} tokens (${finish}) · first after ${((tFirst - t0) / 1000).toFixed(2)} s${rate}` +
+          ` · prompt ${u.prompt_tokens} tokens, ${u.prompt_tokens_details?.cached_tokens ?? 0} of them cached from earlier turns`;
+      }
+    }
+    // What the user saw is the turn, also when it was stopped early.
+    history.push({ role: 'assistant', content: text });
+  } catch (e) {
+    if (loadedKey === null) modelStatus.textContent = 'no model loaded';
+    showError(e);
+  } finally {
+    running = null;
+    setState('idle');
+  }
+}
+
+function onNewChat(): void {
+  history.length = 0;
+  conversationEl.textContent = '';
+  statsEl.textContent = '';
+}
+
 loadButton.addEventListener('click', () => void onLoad());
+sendButton.addEventListener('click', () => void onSend());
+newChatButton.addEventListener('click', onNewChat);
 generateButton.addEventListener('click', () => void onGenerate());
 stopButton.addEventListener('click', () => running?.abort());
 promptInput.addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !generateButton.disabled) void onGenerate();
+  if (e.key !== 'Enter' || generateButton.disabled) return;
+  if (e.ctrlKey || e.metaKey) void onGenerate();
+  else if (!e.shiftKey) {
+    e.preventDefault();
+    void onSend();
+  }
 });
 fileInput.addEventListener('change', () => {
   droppedFile = null;

@@ -53,15 +53,15 @@ export interface SamplingRequestParams {
   /** hearth's extension: abort the request. See {@link FinishReason} for how an abort is reported. */
   signal?: AbortSignal;
   /**
-   * hearth's extension: speculative decoding. `draft`: 'ngram' (prompt lookup) or 'self:N' (the
-   * model's own first N blocks); `tree`: { width, depth } (default a chain of 4); `method`: the
+   * hearth's extension: speculative decoding. `draft`: 'ngram' (prompt lookup), 'self:N' (the
+   * model's own first N blocks) or 'model' (the draft model loaded with the engine); `tree`: { width, depth } (default a chain of 4); `method`: the
    * verifier for sampled requests, 'spechub' (width 2), 'rrs' or 'rrs-wo' (lossless: the output is
    * distributed as plain sampling; top_k / top_p requests decode plainly), or 'greedy'
    * (temperature 0 only). Greedy requests give exactly the plain greedy output. Default: the
    * engine's `speculative` option; null turns it off.
    */
   speculative?: {
-    draft: 'ngram' | `self:${number}`;
+    draft: 'ngram' | `self:${number}` | 'model';
     tree?: { width?: number; depth?: number };
     depth?: number;
     method?: 'spechub' | 'rrs' | 'rrs-wo' | 'greedy';

@@ -50,6 +50,19 @@ export interface ClientLoadOptions extends WorkerLoadOptions {
 
 let loadIds = 0;
 
+/** generate() over a worker's request port: token batches to `onTokens`, the signal as an abort message. */
+export function generateInWorker(requests: RequestChannel, req: WireGenerateRequest, opts: ClientGenerateOptions): Promise<GenerateResult> {
+  const { signal, onTokens } = opts;
+  return requests.call<GenerateResult, TokenBatch>('generate', req, {
+    signal,
+    onItems: onTokens
+      ? (batches) => {
+          for (const b of batches) onTokens(b);
+        }
+      : undefined,
+  });
+}
+
 /** load() on a worker's comlink API, with the caller's signal turned into abortLoad() messages. */
 export async function loadInWorker(remote: Remote<WorkerApi>, source: ModelSource, opts: ClientLoadOptions): Promise<EngineInfo> {
   const { onProgress, transfer: doTransfer = true, signal, ...rest } = opts;
@@ -111,17 +124,7 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
   return {
     load: (source, opts = {}) => loadInWorker(remote, source, opts),
 
-    generate(req, opts = {}) {
-      const { signal, onTokens } = opts;
-      return requests.call<GenerateResult, TokenBatch>('generate', req, {
-        signal,
-        onItems: onTokens
-          ? (batches) => {
-              for (const b of batches) onTokens(b);
-            }
-          : undefined,
-      });
-    },
+    generate: (req, opts = {}) => generateInWorker(requests, req, opts),
 
     async bench(opts) {
       const { onProgress, ...rest } = opts;

@@ -16,11 +16,20 @@ import type {
   CompletionCreateParamsNonStreaming,
   CompletionCreateParamsStreaming,
 } from '../api/types.js';
-import { loadInWorker, type ClientLoadOptions } from './client.js';
+import { generateInWorker, loadInWorker, type ClientGenerateOptions, type ClientLoadOptions } from './client.js';
 import type { WorkerApi } from './worker.js';
-import { installWireHandlers, RequestChannel, type EngineInfo, type LoadProgressEvent, type ModelSource, type RequestOp } from './wire.js';
+import {
+  installWireHandlers,
+  RequestChannel,
+  type EngineInfo,
+  type GenerateResult,
+  type LoadProgressEvent,
+  type ModelSource,
+  type RequestOp,
+  type WireGenerateRequest,
+} from './wire.js';
 
-export type { ClientLoadOptions, EngineInfo, LoadProgressEvent, ModelSource };
+export type { ClientGenerateOptions, ClientLoadOptions, EngineInfo, GenerateResult, LoadProgressEvent, ModelSource, WireGenerateRequest };
 
 /**
  * An {@link Engine} whose model lives in a Web Worker: `chat.completions.create()` and
@@ -36,6 +45,8 @@ export interface WorkerBackedEngine extends Engine {
   unload(): Promise<void>;
   /** Adapter, device limits and the loaded model. */
   info(): Promise<EngineInfo>;
+  /** The lower-level generate() (token ids, timings), as createWorkerEngine() has it; the demo's completion mode uses it. */
+  generate(req: WireGenerateRequest, opts?: ClientGenerateOptions): Promise<GenerateResult>;
   /**
    * Stop the worker; the GPU memory it held is freed with it. Requests still running reject with
    * ABORTED (a stream ends with that error); a pending load() or info() never settles.
@@ -216,6 +227,7 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
     load: (source, opts = {}) => loadInWorker(remote, source, opts),
     unload: () => remote.unload(),
     info: () => remote.info(),
+    generate: (req, opts = {}) => generateInWorker(requests, req, opts),
     terminate() {
       requests.close();
       remote[releaseProxy]();

@@ -92,3 +92,51 @@ export async function chatPageStopCancelsALoadAndTheNextLoadWorks(t) {
   });
   t.assert.equal(await page.textContent('#error'), '');
 }
+
+export async function chatPageHoldsAMultiTurnChatWhoseLaterTurnsReuseTheEarlierKv(t) {
+  const page = await t.page('index.html');
+  await page.fill('#url', `/@fs${t.repo}/demo/models/hearth-tiny.gguf`);
+  await page.fill('#max-tokens', '10');
+  await page.fill('#temperature', '0');
+  await page.evaluate(() => {
+    const conv = document.querySelector('#conversation');
+    window.__replyLengths = [];
+    new MutationObserver(() => {
+      const last = [...conv.querySelectorAll('.msg.assistant')].at(-1);
+      if (last) window.__replyLengths.push(last.textContent.length);
+    }).observe(conv, { childList: true, characterData: true, subtree: true });
+  });
+  const turn = async (text) => {
+    await page.fill('#prompt', text);
+    await page.click('#send');
+    await page.waitForFunction(
+      () => document.body.dataset.state === 'idle' && (document.querySelector('#stats')?.textContent || document.querySelector('#error')?.textContent),
+      null,
+      {
+        timeout: 90_000,
+      },
+    );
+    t.assert.equal(await page.textContent('#error'), '');
+    return (await page.textContent('#stats')) ?? '';
+  };
+  const first = await turn('Once upon a time');
+  const second = await turn('What happened next?');
+  const bubbles = await page.$$eval('#conversation .msg', (els) => els.map((e) => ({ role: e.className.replace('msg ', ''), text: e.textContent })));
+  t.assert.deepEqual(
+    bubbles.map((b) => b.role),
+    ['user', 'assistant', 'user', 'assistant'],
+  );
+  t.assert.equal(bubbles[0].text, 'Once upon a time');
+  t.assert.ok(bubbles[1].text.length > 0 && bubbles[3].text.length > 0, 'both replies have text');
+  t.assert.equal(await page.inputValue('#prompt'), '', 'the sent message left the prompt box');
+  // The reply streamed: it grew through several lengths.
+  t.assert.ok(new Set((await page.evaluate(() => window.__replyLengths)).filter((n) => n > 0)).size >= 3, 'the replies streamed');
+  const cached = (s) => Number(/(\d+) of them cached/.exec(s)?.[1] ?? NaN);
+  t.assert.equal(cached(first), 0, first);
+  // The second turn's prompt repeats the first turn (its message and reply): that KV is reused.
+  t.assert.ok(cached(second) > 0, second);
+  t.log(`first turn: ${first}`);
+  t.log(`second turn: ${second}`);
+  await page.click('#new-chat');
+  t.assert.equal(await page.$$eval('#conversation .msg', (els) => els.length), 0);
+}
