@@ -2,7 +2,7 @@
 // query's dot product with every live row, read back whole or as per-thread top-k lists. VectorIndex owns it.
 
 import { COPY_DST, MAP_READ, UNIFORM, grid, storageBuffer } from '../gpu/buffers.js';
-import type { GpuContext } from '../gpu/device.js';
+import { mapRead, type GpuContext } from '../gpu/device.js';
 
 /** Largest k the top_k entry point keeps per thread (KMAX in the shader). */
 export const GPU_TOPK_MAX = 32;
@@ -191,7 +191,7 @@ export class GpuScan {
 
   private async mapStaging(enc: GPUCommandEncoder, staging: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     this.ctx.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(1 /* GPUMapMode.READ */, 0, bytes);
+    await mapRead(this.ctx, staging, 0, bytes);
     const out = staging.getMappedRange(0, bytes).slice(0);
     staging.unmap();
     if (this.destroyed) staging.destroy();

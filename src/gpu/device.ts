@@ -141,8 +141,28 @@ export function describeAdapter(a: AdapterSummary): string {
 }
 
 export function checkDevice(ctx: GpuContext): void {
-  if (ctx.lost)
-    throw new EngineError('DEVICE_LOST', `The GPU device was lost (${ctx.lost.reason}: ${ctx.lost.message}). Reload the model to continue.`, {
-      reason: ctx.lost.reason,
-    });
+  if (ctx.lost) throw lostError(ctx.lost);
+}
+
+function lostError(lost: NonNullable<GpuContext['lost']>): EngineError {
+  return new EngineError('DEVICE_LOST', `The GPU device was lost (${lost.reason}: ${lost.message}). Reload the model to continue.`, {
+    reason: lost.reason,
+  });
+}
+
+/**
+ * Map `buf` for reading (all of it, or `size` bytes at `offset`). A failure is an EngineError:
+ * DEVICE_LOST when the device is lost (mapAsync then rejects with a bare AbortError, before
+ * `device.lost` has settled), else GPU_ERROR.
+ */
+export async function mapRead(ctx: GpuContext, buf: GPUBuffer, offset?: number, size?: number): Promise<void> {
+  try {
+    await (offset === undefined ? buf.mapAsync(1 /* GPUMapMode.READ */) : buf.mapAsync(1, offset, size));
+  } catch (e) {
+    if (e instanceof EngineError) throw e;
+    if (!ctx.lost) await Promise.race([ctx.device.lost, new Promise((r) => setTimeout(r, 100))]);
+    if (ctx.lost) throw lostError(ctx.lost);
+    const name = e instanceof Error ? e.name : typeof e;
+    throw new EngineError('GPU_ERROR', `Reading a result back from the GPU failed (${name}): ${e instanceof Error ? e.message : String(e)}`, { name });
+  }
 }

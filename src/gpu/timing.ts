@@ -1,7 +1,7 @@
 // GPU timing: timestamp queries around compute passes when the adapter has them, wall clock
 // around submit → onSubmittedWorkDone otherwise. Profiler collects one pass per labelled dispatch.
 
-import type { GpuContext } from './device.js';
+import { mapRead, type GpuContext } from './device.js';
 import { COPY_DST, MAP_READ } from './buffers.js';
 
 const QUERY_RESOLVE = 0x0200; // GPUBufferUsage.QUERY_RESOLVE
@@ -43,7 +43,7 @@ export class Profiler {
 
   /** Milliseconds per label, summed over passes with the same label, in first-seen order. */
   async results(): Promise<{ kernel: string; ms: number }[]> {
-    await this.read.mapAsync(1);
+    await mapRead(this.ctx, this.read);
     const t = new BigUint64Array(this.read.getMappedRange().slice(0));
     this.read.unmap();
     const sums = new Map<string, number>();

@@ -2,7 +2,7 @@
 // hearth's kernels: config, weight upload, the encoder pass and the Embedder. A new encoder variant adds its tensors here.
 
 import { assert, EngineError } from '../api/errors.js';
-import type { GpuContext } from '../gpu/device.js';
+import { mapRead, type GpuContext } from '../gpu/device.js';
 import { COPY_DST, MAP_READ, StepUniform, storageBuffer, storageFrom } from '../gpu/buffers.js';
 import { Add } from '../kernels/elementwise.js';
 import { EncoderAttention } from '../kernels/encoder-attention.js';
@@ -461,7 +461,7 @@ export async function loadEmbeddingModel(ctx: GpuContext, src: ByteSource, opts:
         enc.copyBufferToBuffer(runner.out, 0, staging, i * D * 4, D * 4);
         ctx.device.queue.submit([enc.finish()]);
       });
-      await staging.mapAsync(1 /* GPUMapMode.READ */, 0, batch.length * D * 4);
+      await mapRead(ctx, staging, 0, batch.length * D * 4);
       const data = new Float32Array(staging.getMappedRange(0, batch.length * D * 4));
       for (let i = 0; i < batch.length; i++) out.push(data.slice(i * D, (i + 1) * D));
       staging.unmap();

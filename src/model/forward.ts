@@ -6,7 +6,7 @@
 // command encoder and submits it. The block bookkeeping is src/kv/block-pool.ts (runner.pool).
 
 import { EngineError } from '../api/errors.js';
-import { checkDevice, type GpuContext } from '../gpu/device.js';
+import { checkDevice, mapRead, type GpuContext } from '../gpu/device.js';
 import { COPY_DST, MAP_READ, StepUniform, storageBuffer } from '../gpu/buffers.js';
 import { Attention, type KvPaging } from '../kernels/attention.js';
 import { SwiGluSplit } from '../kernels/elementwise.js';
@@ -456,7 +456,7 @@ export class ModelRunner {
   }
 
   private async stagingRead(buf: GPUBuffer, words: number): Promise<Uint32Array> {
-    await buf.mapAsync(1, 0, words * 4);
+    await mapRead(this.ctx, buf, 0, words * 4);
     const out = new Uint32Array(buf.getMappedRange(0, words * 4).slice(0));
     buf.unmap();
     return out;
@@ -683,7 +683,7 @@ export class ModelRunner {
     const staging = this.ctx.device.createBuffer({ size: outs * V * 4, usage: MAP_READ | COPY_DST });
     enc.copyBufferToBuffer(this.logits, 0, staging, 0, outs * V * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(1);
+    await mapRead(this.ctx, staging);
     const all = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
     staging.destroy();
