@@ -1,5 +1,6 @@
 // Main-thread client of the engine worker: starts src/worker/worker.ts as a module worker and
-// wraps its comlink API in a small typed object. A new worker message adds a method to WorkerEngine.
+// wraps its comlink API (and its request port, for generate()) in a small typed object. A new
+// worker call adds a method to WorkerEngine.
 
 import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import type { BenchProgressEvent, Ceilings, WireBenchOptions, WorkerApi } from './worker.js';

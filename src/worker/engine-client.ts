@@ -1,5 +1,5 @@
 // createEngine(): the OpenAI-shaped Engine on the main thread, with the model in a module Web Worker (worker.ts).
-// A new endpoint adds a worker method (worker.ts, types in wire.ts) and a create() here built on call().
+// A new endpoint adds a RequestOp (wire.ts, served by worker.ts runRequest()) and a create() here built on call().
 
 import { releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import type { ChatCompletions, Completions, Engine } from '../api/engine.js';

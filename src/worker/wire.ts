@@ -1,5 +1,6 @@
-// What crosses the worker boundary: the message shapes shared by worker.ts and client.ts, and the
-// comlink throw handler that keeps EngineError's class, code and details. A new message adds its types here.
+// What crosses the worker boundary: the message shapes shared by worker.ts and the clients, the
+// comlink throw handler that keeps EngineError's class, code and details, and the page's end of the
+// request port (RequestChannel). A new message adds its types here.
 
 import { transferHandlers, type TransferHandler } from 'comlink';
 import { EngineError, type ErrorCode, type ErrorDetails } from '../api/errors.js';

@@ -1,5 +1,7 @@
-// The module Web Worker that owns the GPU device and a LocalEngine over the loaded model; exposes WorkerApi via comlink.
-// A new message adds a method to `api` (plain-data arguments, types in wire.ts) and to client.ts or engine-client.ts.
+// The module Web Worker that owns the GPU device and a LocalEngine over the loaded model: model-wide
+// calls (WorkerApi) via comlink, generation requests on each client's request port (serve()).
+// A new model-wide call adds a method to `api`; a new kind of request a RequestOp (wire.ts) and a
+// branch of runRequest(); either then gets its method in client.ts or engine-client.ts.
 
 import { expose, type ProxyMarked } from 'comlink';
 import { EngineError } from '../api/errors.js';
