@@ -51,6 +51,21 @@ export interface ClientLoadOptions extends WorkerLoadOptions {
 
 let loadIds = 0;
 
+/**
+ * Settles a worker's pending comlink calls (load, info, bench...) when the worker is terminated: a
+ * terminated worker never answers, so they would wait forever. `guard(p)` rejects with ABORTED then.
+ */
+export function terminationGuard(): { guard<T>(p: Promise<T>): Promise<T>; end(): void } {
+  let fail!: (e: Error) => void;
+  const ended = new Promise<never>((_, reject) => (fail = reject));
+  // Nobody may be waiting when it ends.
+  ended.catch(() => undefined);
+  return {
+    guard: <T>(p: Promise<T>) => Promise.race([p, ended]),
+    end: () => fail(new EngineError('ABORTED', 'The engine was terminated before the call finished.')),
+  };
+}
+
 /** generate() over a worker's request port: token batches to `onTokens`, the signal as an abort message. */
 export function generateInWorker(requests: RequestChannel, req: WireGenerateRequest, opts: ClientGenerateOptions): Promise<GenerateResult> {
   const { signal, onTokens } = opts;
@@ -103,7 +118,7 @@ export interface WorkerEngine {
   ceilings(): Promise<Ceilings>;
   unload(): Promise<void>;
   info(): Promise<EngineInfo>;
-  /** Stop the worker; the GPU memory it held is freed with it. */
+  /** Stop the worker; the GPU memory it held is freed with it, and every pending call rejects with ABORTED. */
   terminate(): void;
 }
 
@@ -121,20 +136,22 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
   const channel = new MessageChannel();
   void remote.connect(transfer(channel.port2, [channel.port2]));
   const requests = new RequestChannel(channel.port1);
+  const { guard, end } = terminationGuard();
 
   return {
-    load: (source, opts = {}) => loadInWorker(remote, source, opts),
+    load: (source, opts = {}) => guard(loadInWorker(remote, source, opts)),
 
     generate: (req, opts = {}) => generateInWorker(requests, req, opts),
 
-    async bench(opts) {
+    bench(opts) {
       const { onProgress, ...rest } = opts;
-      return remote.bench(rest, onProgress ? proxy((p: BenchProgressEvent) => onProgress(p)) : undefined);
+      return guard(remote.bench(rest, onProgress ? proxy((p: BenchProgressEvent) => onProgress(p)) : undefined));
     },
-    ceilings: () => remote.ceilings(),
-    unload: () => remote.unload(),
-    info: () => remote.info(),
+    ceilings: () => guard(remote.ceilings()),
+    unload: () => guard(remote.unload()),
+    info: () => guard(remote.info()),
     terminate() {
+      end();
       requests.close();
       remote[releaseProxy]();
       worker.terminate();

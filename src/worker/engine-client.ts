@@ -16,7 +16,7 @@ import type {
   CompletionCreateParamsNonStreaming,
   CompletionCreateParamsStreaming,
 } from '../api/types.js';
-import { generateInWorker, loadInWorker, type ClientGenerateOptions, type ClientLoadOptions } from './client.js';
+import { generateInWorker, loadInWorker, terminationGuard, type ClientGenerateOptions, type ClientLoadOptions } from './client.js';
 import type { WorkerApi } from './worker.js';
 import {
   installWireHandlers,
@@ -48,8 +48,8 @@ export interface WorkerBackedEngine extends Engine {
   /** The lower-level generate() (token ids, timings), as createWorkerEngine() has it; the demo's completion mode uses it. */
   generate(req: WireGenerateRequest, opts?: ClientGenerateOptions): Promise<GenerateResult>;
   /**
-   * Stop the worker; the GPU memory it held is freed with it. Requests still running reject with
-   * ABORTED (a stream ends with that error); a pending load() or info() never settles.
+   * Stop the worker; the GPU memory it held is freed with it. Everything still pending rejects with
+   * ABORTED: requests (a stream ends with that error), load(), unload() and info().
    */
   terminate(): void;
 }
@@ -221,14 +221,16 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
     worker.removeEventListener('error', onError!);
   }
 
+  const { guard, end } = terminationGuard();
   return {
     chat,
     completions,
-    load: (source, opts = {}) => loadInWorker(remote, source, opts),
-    unload: () => remote.unload(),
-    info: () => remote.info(),
+    load: (source, opts = {}) => guard(loadInWorker(remote, source, opts)),
+    unload: () => guard(remote.unload()),
+    info: () => guard(remote.info()),
     generate: (req, opts = {}) => generateInWorker(requests, req, opts),
     terminate() {
+      end();
       requests.close();
       remote[releaseProxy]();
       worker.terminate();

@@ -197,7 +197,7 @@ export async function aMalformedModelGivesEngineErrorBadModelFileOnTheMainThread
   t.assert.ok(r.ok.usage.completion_tokens > 0);
 }
 
-export async function terminateRejectsRunningRequestsAndAWorkerThatCannotStartFailsCreateEngine(t) {
+export async function terminateRejectsWhatIsPendingAndAWorkerThatCannotStartFailsCreateEngine(t) {
   const page = await t.page();
   const r = await page.evaluate(
     async (a) => {
@@ -217,7 +217,11 @@ export async function terminateRejectsRunningRequestsAndAWorkerThatCannotStartFa
       } catch (e) {
         streamError = describe(e);
       }
-      return { startFailure, streamError, texts, whole: await whole };
+      // A model-wide call pending at terminate() rejects too, instead of never settling.
+      const second = await loadedEngine(a.url);
+      const pendingLoad = second.load(a.url).then(() => null, describe);
+      second.terminate();
+      return { startFailure, streamError, texts, whole: await whole, pendingLoad: await pendingLoad };
     },
     { m: modules(t), url: t.fixtures[MODEL].url, prompt: t.prompt },
   );
@@ -226,8 +230,8 @@ export async function terminateRejectsRunningRequestsAndAWorkerThatCannotStartFa
   t.assert.equal(r.startFailure.code, 'GPU_ERROR', r.startFailure.message);
   t.assert.match(r.startFailure.message, /failed to start/);
   t.assert.equal(r.texts, 2, 'the stream stopped at the terminate');
-  for (const e of [r.streamError, r.whole]) {
-    t.assert.ok(e, 'a request running at terminate() rejects');
+  for (const e of [r.streamError, r.whole, r.pendingLoad]) {
+    t.assert.ok(e, 'a request or load running at terminate() rejects');
     t.assert.equal(e.isEngineError, true);
     t.assert.equal(e.code, 'ABORTED', e.message);
   }
