@@ -65,6 +65,11 @@ export interface GpuContext {
   instance: GPU;
   /** Set when the device is lost; every later GPU call fails with DEVICE_LOST. */
   lost: { reason: string; message: string } | null;
+  /**
+   * Delay step readbacks until most of the step has run (gpu/pacing.ts): on in Node on a CPU-backed
+   * adapter, where Dawn's Node bindings spin a core while a map is pending; off elsewhere.
+   */
+  paceReadbacks: boolean;
 }
 
 export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | 'node'): Promise<GpuContext> {
@@ -122,6 +127,7 @@ export async function deviceFromGpu(gpu: GPU | undefined, backend: 'browser' | '
     instance: gpu,
     pipelines: new PipelineCache(device),
     lost: null,
+    paceReadbacks: backend === 'node' && summary.isFallback,
   };
   void device.lost.then((e) => {
     ctx.lost = { reason: String(e.reason), message: e.message };

@@ -7,6 +7,7 @@
 
 import { EngineError } from '../api/errors.js';
 import { checkDevice, mapRead, type GpuContext } from '../gpu/device.js';
+import { ReadbackPacer } from '../gpu/pacing.js';
 import { COPY_DST, MAP_READ, StepUniform, storageBuffer } from '../gpu/buffers.js';
 import { Attention, type KvPaging } from '../kernels/attention.js';
 import { SwiGluSplit } from '../kernels/elementwise.js';
@@ -149,6 +150,8 @@ export class ModelRunner {
   private readonly xn: GPUBuffer;
   private readonly sampler: Sampler;
   private readonly buffers: GPUBuffer[] = [];
+  /** When to request each step's readback (gpu/pacing.ts); a no-op unless ctx.paceReadbacks. */
+  private readonly pacer: ReadbackPacer;
   /** Bytes of GPU memory for activations and the KV cache. */
   readonly runtimeBytes: number;
   // Host-side copies of the per-step inputs, reused so a step allocates nothing.
@@ -171,6 +174,7 @@ export class ModelRunner {
     const dev = ctx.device;
     const { dModel: D, ffDim: FF, numHeads: H, numKvHeads: KVH, headDim: HD, vocabSize: V } = cfg;
     const { maxBatch: B, maxSeqs: S, maxOutputs: O, blockSize: BS, numBlocks: NB } = opts;
+    this.pacer = new ReadbackPacer(ctx.paceReadbacks);
     this.pool = new BlockPool(NB, BS);
     this.blocksPerSeq = Math.ceil(opts.maxContext / BS);
     const buf = (elems: number, label: string): GPUBuffer => {
@@ -431,7 +435,7 @@ export class ModelRunner {
     if (sampleWords > 0) enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, sampleWords * 4);
     if (verifyWords > 0) enc.copyBufferToBuffer(this.specState!.kernels.outBuffer, 0, this.staging, sampleWords * 4, verifyWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const out = await this.stagingRead(this.staging, sampleWords + verifyWords);
+    const out = await this.stagingRead(this.staging, sampleWords + verifyWords, `step:${n}:${outs}`);
     checkDevice(this.ctx);
     const f = new Float32Array(out.buffer);
     const rowResult = (q: StepSeq, row: number, token = out[row * SAMPLE_OUT_WORDS]!, logprob = f[row * SAMPLE_OUT_WORDS + 1]!): StepResult => {
@@ -455,8 +459,12 @@ export class ModelRunner {
     });
   }
 
-  private async stagingRead(buf: GPUBuffer, words: number): Promise<Uint32Array> {
+  /** Read `words` back from `buf` after the submission just made, whose kind `key` names (for pacing). */
+  private async stagingRead(buf: GPUBuffer, words: number, key: string): Promise<Uint32Array> {
+    const submittedAt = performance.now();
+    await this.pacer.beforeMap(key, submittedAt);
     await mapRead(this.ctx, buf, 0, words * 4);
+    this.pacer.record(key, submittedAt);
     const out = new Uint32Array(buf.getMappedRange(0, words * 4).slice(0));
     buf.unmap();
     return out;
@@ -641,7 +649,7 @@ export class ModelRunner {
     const enc = this.ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(st.kernels.nodesBuffer, 0, st.staging, 0, nodeWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const words = await this.stagingRead(st.staging, nodeWords);
+    const words = await this.stagingRead(st.staging, nodeWords, `draft:${total}:${layers}`);
     checkDevice(this.ctx);
     const tokens = jobs.map((j, k) => j.shape.parents.map((_, i) => (i === 0 ? j.root : words[(st.kernels.nodeBase(k) + i) * NODE_WORDS]!)));
     return jobs.map((j, k) => ({ tokens: tokens[k]!, qRows: j.shape.parents.map((_, i) => qOff[k]! + i) }));
