@@ -2,6 +2,7 @@
 // around submit → onSubmittedWorkDone otherwise. Profiler collects one pass per labelled dispatch.
 
 import { mapRead, type GpuContext } from './device.js';
+import { ReadbackPacer } from './pacing.js';
 import { COPY_DST, MAP_READ } from './buffers.js';
 
 const QUERY_RESOLVE = 0x0200; // GPUBufferUsage.QUERY_RESOLVE
@@ -65,6 +66,8 @@ export class Profiler {
 /** GPU milliseconds of what `encode` records into one pass (median of `reps` runs). */
 export async function timePass(ctx: GpuContext, encode: (pass: GPUComputePassEncoder) => void, reps = 3): Promise<number> {
   const times: number[] = [];
+  // The repetitions after the first wait without spinning a core the pass runs on (gpu/pacing.ts).
+  const pacer = new ReadbackPacer(ctx.paceReadbacks);
   for (let r = 0; r < reps; r++) {
     const enc = ctx.device.createCommandEncoder();
     if (Profiler.available(ctx)) {
@@ -74,14 +77,19 @@ export async function timePass(ctx: GpuContext, encode: (pass: GPUComputePassEnc
       pass.end();
       prof.finish(enc);
       ctx.device.queue.submit([enc.finish()]);
+      const submitted = performance.now();
+      await pacer.beforeMap('pass', submitted);
       times.push((await prof.results())[0]!.ms);
+      pacer.record('pass', submitted);
     } else {
       const t0 = performance.now();
       const pass = enc.beginComputePass();
       encode(pass);
       pass.end();
       ctx.device.queue.submit([enc.finish()]);
+      await pacer.beforeMap('pass', t0);
       await ctx.device.queue.onSubmittedWorkDone();
+      pacer.record('pass', t0);
       times.push(performance.now() - t0);
     }
   }
