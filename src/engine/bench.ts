@@ -54,8 +54,10 @@ export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<B
   // One sequence driven directly (no scheduler in between), so this is the raw step speed.
   const seq = runner.solo();
   try {
-    // Warm-up: compile pipelines and touch every buffer once.
-    await seq.forwardSample(prompt.slice(0, Math.min(8, prompt.length)), 0, greedy, 0);
+    // Warm-up with the whole prompt, as llama-bench warms up with its batch: compiles pipelines,
+    // touches every buffer, and lets a paced readback (gpu/pacing.ts, Node on CPU adapters) learn
+    // this step's time, as the decode steps' pacing learns from their first step.
+    await seq.forwardSample(prompt, 0, greedy, 0);
     const t0 = performance.now();
     let r = await seq.forwardSample(prompt, 0, greedy, 0);
     const t1 = performance.now();
