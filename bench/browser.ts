@@ -24,6 +24,8 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
   '--no-first-run',
+  // Extra flags for an experiment, e.g. HEARTH_CHROMIUM_ARGS=--enable-dawn-features=disable_robustness.
+  ...(process.env.HEARTH_CHROMIUM_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
 ];
 
 export const CHROMIUM_PATH = process.env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';

@@ -44,7 +44,7 @@ export async function probeCeilings(ctx: GpuContext, opts: { readBytes?: number;
         pass.dispatchWorkgroups(wgs);
       };
       await timePass(ctx, run, 1); // warm-up
-      const ms = await timePass(ctx, run, 3);
+      const ms = await timePass(ctx, run, 5, 'best');
       const gbps = (n4 * 16) / (ms * 1e6);
       details[`${entry}/${wgs}wg GB/s`] = gbps;
       readGBps = Math.max(readGBps, gbps);
@@ -76,7 +76,7 @@ export async function probeCeilings(ctx: GpuContext, opts: { readBytes?: number;
       pass.dispatchWorkgroups(groups, groups);
     };
     await timePass(ctx, run, 1);
-    const ms = await timePass(ctx, run, 3);
+    const ms = await timePass(ctx, run, 5, 'best');
     const gflops = (2 * n * n * n) / (ms * 1e6);
     details[`${entry}/${n} GFLOP/s`] = gflops;
     matmulGflops = Math.max(matmulGflops, gflops);
