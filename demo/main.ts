@@ -151,15 +151,28 @@ async function ensureLoaded(signal: AbortSignal): Promise<WorkerBackedEngine> {
   return engine;
 }
 
-async function onLoad(): Promise<void> {
+/** Load (again) what the model fields name. */
+function onLoad(): Promise<void> {
+  loadedKey = null;
+  return withModel(() => Promise.resolve());
+}
+
+/**
+ * Run `body` with the model loaded: clears the last error and stats, lets Stop abort the load and
+ * the run (`signal`), shows a failure as a readable message, and leaves the page idle.
+ */
+async function withModel(body: (eng: WorkerBackedEngine, signal: AbortSignal) => Promise<void>): Promise<void> {
   errorEl.textContent = '';
+  statsEl.textContent = '';
   setState('loading');
   running = new AbortController();
+  const { signal } = running;
   try {
-    loadedKey = null;
-    await ensureLoaded(running.signal);
+    const eng = await ensureLoaded(signal);
+    setState('generating');
+    await body(eng, signal);
   } catch (e) {
-    modelStatus.textContent = 'no model loaded';
+    if (loadedKey === null) modelStatus.textContent = 'no model loaded';
     showError(e);
   } finally {
     running = null;
@@ -167,32 +180,36 @@ async function onLoad(): Promise<void> {
   }
 }
 
-async function onGenerate(): Promise<void> {
-  errorEl.textContent = '';
+/** The form's sampling settings: max tokens, temperature, seed (when given) and the speculative choice. */
+function sampling(): { maxTokens: number; temperature: number; seed: number | null; speculative: SpeculativeOptions | null } {
+  const seed = Number(seedInput.value);
+  return {
+    maxTokens: Number(maxTokensInput.value),
+    temperature: Number(temperatureInput.value),
+    seed: Number.isFinite(seed) && seedInput.value !== '' ? seed : null,
+    speculative: speculativeSelect.value ? (JSON.parse(speculativeSelect.value) as SpeculativeOptions) : null,
+  };
+}
+
+function onGenerate(): Promise<void> {
   outputEl.textContent = '';
-  statsEl.textContent = '';
-  setState('loading');
-  running = new AbortController();
-  try {
-    const eng = await ensureLoaded(running.signal);
-    setState('generating');
+  return withModel(async (eng, signal) => {
     let n = 0;
     let tFirst = 0;
     const t0 = performance.now();
-    const seed = Number(seedInput.value);
     // Speculative decoding: the verifiers sample from softmax(logits / T), so top-k / top-p go off with it.
-    const speculative = speculativeSelect.value ? (JSON.parse(speculativeSelect.value) as SpeculativeOptions) : null;
+    const { maxTokens, temperature, seed, speculative } = sampling();
     const before = speculative ? (await eng.info()).model?.serving : undefined;
     const r = await eng.generate(
       {
         prompt: promptInput.value,
-        maxTokens: Number(maxTokensInput.value),
-        temperature: Number(temperatureInput.value),
-        ...(Number.isFinite(seed) && seedInput.value !== '' ? { seed } : {}),
+        maxTokens,
+        temperature,
+        ...(seed !== null ? { seed } : {}),
         ...(speculative ? { speculative, topK: 0, topP: 1 } : {}),
       },
       {
-        signal: running.signal,
+        signal,
         onTokens: (b) => {
           if (n === 0) tFirst = performance.now();
           n += b.tokens.length;
@@ -215,13 +232,7 @@ async function onGenerate(): Promise<void> {
     statsEl.textContent =
       `${r.tokens.length} tokens (${r.finishReason}) · prompt ${r.promptTokens.length} tokens at ${r.timings.prefillTokensPerS.toFixed(1)} tok/s` +
       ` · decode ${r.timings.decodeTokensPerS.toFixed(1)} tok/s${spec}`;
-  } catch (e) {
-    if (loadedKey === null) modelStatus.textContent = 'no model loaded';
-    showError(e);
-  } finally {
-    running = null;
-    setState('idle');
-  }
+  });
 }
 
 function bubble(role: 'user' | 'assistant', text: string): HTMLElement {
@@ -237,22 +248,15 @@ function bubble(role: 'user' | 'assistant', text: string): HTMLElement {
  * (the model's chat template renders it) and the reply streams into a new bubble. The earlier
  * turns' KV is reused, so only the new message is prefilled (the stats show the cached tokens).
  */
-async function onSend(): Promise<void> {
+function onSend(): Promise<void> {
   const content = promptInput.value.trim();
-  if (content === '') return;
-  errorEl.textContent = '';
-  statsEl.textContent = '';
-  setState('loading');
-  running = new AbortController();
-  try {
-    const eng = await ensureLoaded(running.signal);
-    setState('generating');
+  if (content === '') return Promise.resolve();
+  return withModel(async (eng, signal) => {
     history.push({ role: 'user', content });
     bubble('user', content);
     promptInput.value = '';
     const reply = bubble('assistant', '');
-    const seed = Number(seedInput.value);
-    const speculative = speculativeSelect.value ? (JSON.parse(speculativeSelect.value) as SpeculativeOptions) : null;
+    const { maxTokens, temperature, seed, speculative } = sampling();
     const t0 = performance.now();
     let tFirst = 0;
     let n = 0;
@@ -260,11 +264,11 @@ async function onSend(): Promise<void> {
     const stream = await eng.chat.completions.create({
       messages: history,
       stream: true,
-      max_tokens: Number(maxTokensInput.value),
-      temperature: Number(temperatureInput.value),
-      ...(Number.isFinite(seed) && seedInput.value !== '' ? { seed } : {}),
+      max_tokens: maxTokens,
+      temperature,
+      ...(seed !== null ? { seed } : {}),
       ...(speculative ? { speculative } : {}),
-      signal: running.signal,
+      signal,
     });
     for await (const chunk of stream) {
       const piece = chunk.choices[0]?.delta.content ?? '';
@@ -286,13 +290,7 @@ async function onSend(): Promise<void> {
     }
     // What the user saw is the turn, also when it was stopped early.
     history.push({ role: 'assistant', content: text });
-  } catch (e) {
-    if (loadedKey === null) modelStatus.textContent = 'no model loaded';
-    showError(e);
-  } finally {
-    running = null;
-    setState('idle');
-  }
+  });
 }
 
 function onNewChat(): void {
