@@ -435,7 +435,7 @@ export class ModelRunner {
     if (sampleWords > 0) enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, sampleWords * 4);
     if (verifyWords > 0) enc.copyBufferToBuffer(this.specState!.kernels.outBuffer, 0, this.staging, sampleWords * 4, verifyWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const out = await this.stagingRead(this.staging, sampleWords + verifyWords, `step:${n}:${outs}`);
+    const out = await this.stagingRead(this.staging, sampleWords + verifyWords, this.pacer.enabled ? `step:${n}:${outs}` : '');
     checkDevice(this.ctx);
     const f = new Float32Array(out.buffer);
     const rowResult = (q: StepSeq, row: number, token = out[row * SAMPLE_OUT_WORDS]!, logprob = f[row * SAMPLE_OUT_WORDS + 1]!): StepResult => {
@@ -459,7 +459,7 @@ export class ModelRunner {
     });
   }
 
-  /** Read `words` back from `buf` after the submission just made, whose kind `key` names (for pacing). */
+  /** Read `words` back from `buf` after the submission just made, whose kind `key` names for pacing ('' when the pacer is off: no string per step). */
   private async stagingRead(buf: GPUBuffer, words: number, key: string): Promise<Uint32Array> {
     const submittedAt = performance.now();
     await this.pacer.beforeMap(key, submittedAt);
@@ -649,7 +649,7 @@ export class ModelRunner {
     const enc = this.ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(st.kernels.nodesBuffer, 0, st.staging, 0, nodeWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const words = await this.stagingRead(st.staging, nodeWords, `draft:${total}:${layers}`);
+    const words = await this.stagingRead(st.staging, nodeWords, this.pacer.enabled ? `draft:${total}:${layers}` : '');
     checkDevice(this.ctx);
     const tokens = jobs.map((j, k) => j.shape.parents.map((_, i) => (i === 0 ? j.root : words[(st.kernels.nodeBase(k) + i) * NODE_WORDS]!)));
     return jobs.map((j, k) => ({ tokens: tokens[k]!, qRows: j.shape.parents.map((_, i) => qOff[k]! + i) }));

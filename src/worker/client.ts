@@ -51,18 +51,44 @@ export interface ClientLoadOptions extends WorkerLoadOptions {
 
 let loadIds = 0;
 
-/**
- * Settles a worker's pending comlink calls (load, info, bench...) when the worker is terminated: a
- * terminated worker never answers, so they would wait forever. `guard(p)` rejects with ABORTED then.
- */
-export function terminationGuard(): { guard<T>(p: Promise<T>): Promise<T>; end(): void } {
+/** What both clients (this file's and engine-client.ts's) hold of a running worker. */
+export interface WorkerConnection {
+  worker: Worker;
+  /** Model-wide calls (load, info, bench...), over comlink. */
+  remote: Remote<WorkerApi>;
+  /** Generation requests, on their own port (wire.ts says why). */
+  requests: RequestChannel;
+  /** A comlink call that rejects with ABORTED at terminate(): a terminated worker never answers. */
+  guard: <T>(p: Promise<T>) => Promise<T>;
+  /** Stop the worker: pending requests and guarded calls reject with ABORTED (requests: with `reason`). */
+  terminate: (reason?: Error) => void;
+}
+
+/** Start worker.ts (or take `worker`, already running it) and connect to it: comlink plus the request port. */
+export function connectWorker(worker?: Worker): WorkerConnection {
+  installWireHandlers();
+  // Spelled literally so Vite (and other bundlers) see the worker entry and bundle it as a module worker.
+  const w = worker ?? new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'hearth-engine' });
+  const remote = wrap<WorkerApi>(w);
+  // The worker starts serving the request port when connect() arrives; what is posted before waits in the port.
+  const channel = new MessageChannel();
+  void remote.connect(transfer(channel.port2, [channel.port2]));
+  const requests = new RequestChannel(channel.port1);
   let fail!: (e: Error) => void;
   const ended = new Promise<never>((_, reject) => (fail = reject));
   // Nobody may be waiting when it ends.
   ended.catch(() => undefined);
   return {
+    worker: w,
+    remote,
+    requests,
     guard: <T>(p: Promise<T>) => Promise.race([p, ended]),
-    end: () => fail(new EngineError('ABORTED', 'The engine was terminated before the call finished.')),
+    terminate: (reason) => {
+      fail(new EngineError('ABORTED', 'The engine was terminated before the call finished.'));
+      requests.close(reason);
+      remote[releaseProxy]();
+      w.terminate();
+    },
   };
 }
 
@@ -128,16 +154,7 @@ export interface CreateWorkerEngineOptions {
 }
 
 export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEngine {
-  installWireHandlers();
-  // Spelled literally so Vite (and other bundlers) see the worker entry and bundle it as a module worker.
-  const worker = o.worker ?? new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'hearth-engine' });
-  const remote: Remote<WorkerApi> = wrap<WorkerApi>(worker);
-  // generate() travels on its own port (wire.ts says why); the worker starts serving it when connect() arrives.
-  const channel = new MessageChannel();
-  void remote.connect(transfer(channel.port2, [channel.port2]));
-  const requests = new RequestChannel(channel.port1);
-  const { guard, end } = terminationGuard();
-
+  const { remote, requests, guard, terminate } = connectWorker(o.worker);
   return {
     load: (source, opts = {}) => guard(loadInWorker(remote, source, opts)),
 
@@ -150,11 +167,6 @@ export function createWorkerEngine(o: CreateWorkerEngineOptions = {}): WorkerEng
     ceilings: () => guard(remote.ceilings()),
     unload: () => guard(remote.unload()),
     info: () => guard(remote.info()),
-    terminate() {
-      end();
-      requests.close();
-      remote[releaseProxy]();
-      worker.terminate();
-    },
+    terminate: () => terminate(),
   };
 }

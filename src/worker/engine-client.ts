@@ -1,7 +1,6 @@
 // createEngine(): the OpenAI-shaped Engine on the main thread, with the model in a module Web Worker (worker.ts).
 // A new endpoint adds a RequestOp (wire.ts, served by worker.ts runRequest()) and a create() here built on call().
 
-import { releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import type { ChatCompletions, Completions, Engine } from '../api/engine.js';
 import { EngineError } from '../api/errors.js';
 import type {
@@ -16,18 +15,8 @@ import type {
   CompletionCreateParamsNonStreaming,
   CompletionCreateParamsStreaming,
 } from '../api/types.js';
-import { generateInWorker, loadInWorker, terminationGuard, type ClientGenerateOptions, type ClientLoadOptions } from './client.js';
-import type { WorkerApi } from './worker.js';
-import {
-  installWireHandlers,
-  RequestChannel,
-  type EngineInfo,
-  type GenerateResult,
-  type LoadProgressEvent,
-  type ModelSource,
-  type RequestOp,
-  type WireGenerateRequest,
-} from './wire.js';
+import { connectWorker, generateInWorker, loadInWorker, type ClientGenerateOptions, type ClientLoadOptions } from './client.js';
+import { type EngineInfo, type GenerateResult, type LoadProgressEvent, type ModelSource, type RequestOp, type WireGenerateRequest } from './wire.js';
 
 export type { ClientGenerateOptions, ClientLoadOptions, EngineInfo, GenerateResult, LoadProgressEvent, ModelSource, WireGenerateRequest };
 
@@ -128,14 +117,7 @@ interface LocalOnly {
  * for await (const c of await engine.chat.completions.create({ messages, stream: true })) out.textContent += c.choices[0]?.delta.content ?? '';
  */
 export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerBackedEngine> {
-  installWireHandlers();
-  // Spelled literally so Vite (and other bundlers) see the worker entry and bundle it as a module worker.
-  const worker = o.worker ?? new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'hearth-engine' });
-  const remote: Remote<WorkerApi> = wrap<WorkerApi>(worker);
-  // Requests travel on their own port (wire.ts says why); the worker starts serving it when connect() arrives.
-  const channel = new MessageChannel();
-  void remote.connect(transfer(channel.port2, [channel.port2]));
-  const requests = new RequestChannel(channel.port1);
+  const { worker, remote, requests, guard, terminate } = connectWorker(o.worker);
 
   /**
    * One request: without `stream` the worker's result is returned; with it a ChunkStream fed by the
@@ -213,15 +195,12 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
   try {
     await Promise.race([remote.info(), failed]);
   } catch (e) {
-    requests.close(e instanceof Error ? e : undefined);
-    remote[releaseProxy]();
-    worker.terminate();
+    terminate(e instanceof Error ? e : undefined);
     throw e;
   } finally {
     worker.removeEventListener('error', onError!);
   }
 
-  const { guard, end } = terminationGuard();
   return {
     chat,
     completions,
@@ -229,11 +208,6 @@ export async function createEngine(o: CreateEngineOptions = {}): Promise<WorkerB
     unload: () => guard(remote.unload()),
     info: () => guard(remote.info()),
     generate: (req, opts = {}) => generateInWorker(requests, req, opts),
-    terminate() {
-      end();
-      requests.close();
-      remote[releaseProxy]();
-      worker.terminate();
-    },
+    terminate: () => terminate(),
   };
 }
