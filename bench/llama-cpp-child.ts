@@ -11,11 +11,16 @@ for await (const c of process.stdin) chunks.push(c as Buffer);
 const jobs = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LlamaCppJob[];
 const pkg = JSON.parse(readFileSync(new URL('../node_modules/node-llama-cpp/package.json', import.meta.url), 'utf8')) as { version: string };
 
-const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+// One backend per child: the jobs of one run share it.
+const gpu = jobs[0]?.gpu ?? false;
+if (jobs.some((j) => (j.gpu ?? false) !== gpu)) throw new Error('one llama.cpp child runs one backend');
+const llama = await getLlama({ gpu, build: 'never', logLevel: 'error' as never });
+if (gpu !== false && llama.gpu !== gpu) throw new Error(`llama.cpp's ${gpu} build did not load (it got ${String(llama.gpu)})`);
+const gpuName = gpu === false ? undefined : (await llama.getGpuDeviceNames()).join(', ');
 const results: LlamaCppResult[] = [];
 for (const j of jobs) {
   const t0 = performance.now();
-  const model = await llama.loadModel({ modelPath: j.modelPath, gpuLayers: 0 });
+  const model = await llama.loadModel({ modelPath: j.modelPath, gpuLayers: gpu === false ? 0 : 'max' });
   const loadMs = performance.now() - t0;
   const ctx = await model.createContext({
     contextSize: j.promptTokens.length + j.decodeTokens + 16,
@@ -47,7 +52,8 @@ for (const j of jobs) {
     const tc = performance.now();
     await it.return();
     results.push({
-      backend: 'llama.cpp-cpu',
+      backend: gpu === false ? 'llama.cpp-cpu' : `llama.cpp-${gpu}`,
+      ...(gpuName !== undefined ? { gpu_name: gpuName } : {}),
       model: basename(j.modelPath),
       threads: j.threads,
       prefill_tokens_per_s: (j.promptTokens.length / (tb - ta)) * 1000,

@@ -1,5 +1,5 @@
-// llama.cpp on the CPU (node-llama-cpp) as the native peer: prefill and decode tokens/s on the
-// benchmark models. It runs in a child process (bench/llama-cpp-child.ts): node-llama-cpp and Dawn abort in one process.
+// llama.cpp (node-llama-cpp) as the native peer: prefill and decode tokens/s on the benchmark
+// models, on the CPU or, where a GPU is there (bench/gpu.ts), through its CUDA or Vulkan build. It runs in a child process (bench/llama-cpp-child.ts): node-llama-cpp and Dawn abort in one process.
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +13,14 @@ export interface LlamaCppJob {
   threads: number;
   /** Text tokenized by llama.cpp without BOS, for the tokenizer cross-check. */
   checkText?: string;
+  /** llama.cpp's GPU backend, every layer offloaded; absent: the CPU. */
+  gpu?: 'cuda' | 'vulkan';
 }
 
 export interface LlamaCppResult {
-  backend: 'llama.cpp-cpu';
+  backend: 'llama.cpp-cpu' | 'llama.cpp-cuda' | 'llama.cpp-vulkan';
+  /** The GPU llama.cpp named, where it ran on one. */
+  gpu_name?: string;
   model: string;
   threads: number;
   prefill_tokens_per_s: number;

@@ -33,6 +33,24 @@ export const BENCH_SHAPE: Readonly<BenchShape> = {
   seed: 2027,
 };
 
+/**
+ * A model big enough that a real GPU's decode is bound by reading weights, not by dispatch and
+ * readback overhead (bench/gpu.ts): d=2048, 16 heads / 4 KV heads (head dim 128), 8 layers, FF 5632
+ * (22 × 256, so Q4_K needs no fallback for ffn_down): 361 M matrix weights, 1.45 GB in F32.
+ */
+export const LARGE_SHAPE: Readonly<BenchShape> = {
+  dModel: 2048,
+  numHeads: 16,
+  numKvHeads: 4,
+  numLayers: 8,
+  ffDim: 5632,
+  contextLength: 4096,
+  seed: 2027,
+};
+
+export type ShapeName = 'small' | 'large';
+export const BENCH_SHAPES: Record<ShapeName, Readonly<BenchShape>> = { small: BENCH_SHAPE, large: LARGE_SHAPE };
+
 export type BenchType = 'f32' | 'q8_0' | 'q4_0' | 'q4_k';
 export const BENCH_TYPES: readonly BenchType[] = ['f32', 'q8_0', 'q4_0', 'q4_k'];
 
@@ -181,19 +199,23 @@ const GENERATOR_VERSION = 1;
 
 export const BENCH_OUT = join(dirname(fileURLToPath(import.meta.url)), 'out');
 
-export function benchModelPath(type: BenchType): string {
-  return join(BENCH_OUT, `hearth-bench-v${GENERATOR_VERSION}-${type}.gguf`);
+export function benchModelPath(type: BenchType, shape: ShapeName = 'small'): string {
+  return join(BENCH_OUT, `hearth-bench-v${GENERATOR_VERSION}${shape === 'small' ? '' : `-${shape}`}-${type}.gguf`);
 }
 
 /** Paths of the benchmark models, writing the ones that are missing. */
-export function ensureBenchModels(types: readonly BenchType[] = BENCH_TYPES, log: (s: string) => void = () => undefined): Record<BenchType, string> {
+export function ensureBenchModels(
+  types: readonly BenchType[] = BENCH_TYPES,
+  log: (s: string) => void = () => undefined,
+  shape: ShapeName = 'small',
+): Record<BenchType, string> {
   const out = {} as Record<BenchType, string>;
   for (const type of types) {
-    const path = benchModelPath(type);
+    const path = benchModelPath(type, shape);
     if (!existsSync(path)) {
       mkdirSync(BENCH_OUT, { recursive: true });
       const t0 = performance.now();
-      const bytes = buildBenchModel(type);
+      const bytes = buildBenchModel(type, BENCH_SHAPES[shape]);
       const tmp = `${path}.${process.pid}.tmp`;
       writeFileSync(tmp, bytes);
       renameSync(tmp, path);

@@ -17,6 +17,8 @@ export function cpuModel(): string {
 
 /** The commit, and whether src/ or shaders/ differ from it (the numbers then belong to no commit). */
 export function gitDescribe(): string {
+  // A copy of the tree without .git (the GPU machine) is told its commit.
+  if (process.env.HEARTH_GIT) return process.env.HEARTH_GIT;
   const git = (args: string[]): string => execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
     const head = git(['rev-parse', '--short', 'HEAD']);

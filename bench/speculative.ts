@@ -6,9 +6,10 @@
 // identical to plain decoding. SpecHub, RRS and RRS without replacement are compared on the same
 // binary tree (width 2, depth 3: 14 drafted nodes).
 //
-// `npx tsx bench/speculative.ts [--target F.gguf --draft D.gguf] [--tokens N] [--rounds R] [--write]`
+// `npx tsx bench/speculative.ts [--target F.gguf --draft D.gguf] [--tokens N] [--rounds R] [--write] [--json FILE]`
 // (--write rewrites the speculative section of BENCHMARKS.md).
 
+import { writeFileSync } from 'node:fs';
 import { register } from 'node:module';
 import { loadavg } from 'node:os';
 import { argValue, machineInfo, REPO, writeBenchmarksSection } from './report.js';
@@ -62,6 +63,7 @@ runner.run = async (...a) => {
   }
 };
 const V = model.cfg.vocabSize;
+const SELF = `self-draft, 2 of ${model.cfg.numLayers} blocks`;
 // The bench prompt (cycled ids) for the model drafts; a phrase said four times for prompt lookup.
 const plainPrompt = benchPrompt(V, 64);
 const phrase = benchPrompt(V, 12).map((t, i) => 3 + ((t * 31 + i) % (V - 3)));
@@ -79,7 +81,7 @@ const configs = (T: number): Config[] => {
   const methods = T === 0 ? (['greedy'] as const) : (['rrs', 'rrs-wo'] as const);
   for (const [drafter, draft, prompt] of [
     ['Q4_0 draft model', 'model', plainPrompt],
-    ['self-draft, 2 of 4 blocks', 'self:2', plainPrompt],
+    [SELF, 'self:2', plainPrompt],
     ['n-gram (repetitive prompt)', 'ngram', repetitive],
   ] as const) {
     for (const method of methods) out.push({ drafter, spec: { draft, tree: CHAIN, method }, prompt: [...prompt] });
@@ -172,7 +174,7 @@ const acc: Acc[] = [];
 for (const T of [0.6, 1.0])
   for (const [drafter, draft] of [
     ['Q4_0 draft model', 'model'],
-    ['self-draft, 2 of 4 blocks', 'self:2'],
+    [SELF, 'self:2'],
   ] as const)
     for (const method of ['spechub', 'rrs-wo', 'rrs'] as const) {
       const before = model.scheduler.stats();
@@ -217,7 +219,7 @@ function why(): string {
   const draft = (d: string, tree: string): number => mean(drafted.filter((r) => r.drafter === d && r.tree === tree).map((r) => r.draftMs / r.plainStepMs));
   return [
     `Why the speedups are below 1 here: this device emulates the GPU on 2 CPU cores, where a pass's cost grows with its tokens (arithmetic-bound), not with the weights it reads. A verification pass over a chain of 4 (5 tokens) costs ${f(pass('chain 4'))}× a plain decode step and one over the binary tree (15 tokens) ${f(pass('binary 3'))}×;`,
-    `drafting adds ${f(draft('Q4_0 draft model', 'chain 4'))}× (Q4_0 draft, 4 levels) and ${f(draft('self-draft, 2 of 4 blocks', 'chain 4'))}× (self-draft) of a plain step per step, one pass per level.`,
+    `drafting adds ${f(draft('Q4_0 draft model', 'chain 4'))}× (Q4_0 draft, 4 levels) and ${f(draft(SELF, 'chain 4'))}× (self-draft) of a plain step per step, one pass per level.`,
     'On a GPU that is bandwidth-bound in decode, a pass over 5–15 tokens reads the weights once and costs about one decode step, which is what speculative decoding needs; no GPU was lent to this task, so that is not measured here (issue 7 stays open for the ≥ 1.8× target).',
     'The n-gram rows draft nothing: prompt lookup proposes the tokens that followed an earlier occurrence of the context’s last tokens, and this random-weight model never re-emits a token of its prompt, so there is never a match (the rows show the cost of looking: none).',
   ].join(' ');
@@ -245,12 +247,32 @@ const section = [
   '',
   '| T | drafter | SpecHub | RRS without replacement | RRS | SpecHub ≥ RRS-wo |',
   '|---:|---|---:|---:|---:|---|',
-  ...[0.6, 1.0].flatMap((T) => ['Q4_0 draft model', 'self-draft, 2 of 4 blocks'].map((d) => hub(T, d))).filter((l) => l !== ''),
+  ...[0.6, 1.0].flatMap((T) => ['Q4_0 draft model', SELF].map((d) => hub(T, d))).filter((l) => l !== ''),
   '',
   'Tokens per pass lie between 1 and 4 here, so one standard error of a mean over ~230 verify steps is at most ~0.07: differences smaller than ~0.15 are noise at this sample size. The paper reports SpecHub ahead of RRS without replacement by 0.02–0.16 tokens per step; resolving that needs thousands of steps per cell, so the exact per-node comparison is a separate section (\"SpecHub against RRS, exact acceptance\", bench/spec-acceptance.ts).',
   '',
   'Command: `npx tsx bench/speculative.ts --write`.',
 ].join('\n');
 process.stdout.write(section + '\n');
+const jsonPath = argValue('--json');
+if (jsonPath)
+  writeFileSync(
+    jsonPath,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine: m,
+        adapter: describeAdapter(ctx.adapter),
+        target: rel(targetPath),
+        draft: rel(draftPath),
+        tokens: TOKENS,
+        rounds: ROUNDS,
+        rows,
+        acc,
+      },
+      null,
+      1,
+    ),
+  );
 if (process.argv.includes('--write')) writeBenchmarksSection('speculative', section);
 process.exit(rows.every((r) => r.identical !== false) ? 0 : 1);

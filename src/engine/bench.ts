@@ -29,6 +29,8 @@ export interface BenchResult {
   weight_bytes_per_token: number;
   /** Matmul FLOPs per token (2 x weight elements), attention excluded. */
   flops_per_token: number;
+  /** The first greedy tokens after the prompt (up to 16), to compare with a peer on the same file. */
+  first_tokens: number[];
   profile?: { decode: KernelTime[]; prefill: KernelTime[] } | null;
 }
 
@@ -62,10 +64,12 @@ export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<B
     let r = await seq.forwardSample(prompt, 0, greedy, 0);
     const t1 = performance.now();
     o.onProgress?.('prefill', prompt.length, (prompt.length / (t1 - t0)) * 1000);
+    const firstTokens = [r.token];
     let pos = prompt.length;
     const n = Math.min(o.decodeTokens, runner.opts.maxContext - pos - 1);
     for (let i = 0; i < n; i++) {
       r = await seq.forwardSample([r.token], pos, greedy, i + 1);
+      if (firstTokens.length < 16) firstTokens.push(r.token);
       pos++;
       if (o.onProgress && (i % 8 === 7 || i === n - 1)) o.onProgress('decode', i + 1, ((i + 1) / (performance.now() - t1)) * 1000);
     }
@@ -86,6 +90,7 @@ export async function benchModel(model: LoadedModel, o: BenchOptions): Promise<B
       decode_tokens: n,
       weight_bytes_per_token: cost.bytes,
       flops_per_token: cost.flops,
+      first_tokens: firstTokens,
       ...(o.profile ? { profile } : {}),
     };
   } finally {

@@ -4,6 +4,18 @@
 import type { GpuContext } from './device.js';
 import { storageBuffer, uniformFrom } from './buffers.js';
 import { timePass } from './timing.js';
+import { EngineError } from '../api/errors.js';
+
+/** The largest read buffer up to `bytes` the device will allocate, halving on out-of-memory (SwiftShader caps its heap under 1 GiB). */
+async function readBuffer(dev: GPUDevice, bytes: number): Promise<GPUBuffer> {
+  for (let b = bytes; b >= 1 << 20; b = Math.floor(b / 32) * 16) {
+    dev.pushErrorScope('out-of-memory');
+    const buf = storageBuffer(dev, Math.floor(b / 16) * 16, 'probe.src');
+    if (!(await dev.popErrorScope())) return buf;
+    buf.destroy();
+  }
+  throw new EngineError('GPU_ERROR', `The ceiling probe could not allocate a read buffer of 1 MiB or more (asked for ${bytes} bytes).`);
+}
 
 export interface Ceilings {
   /** Best streaming-read bandwidth, GB/s (1e9 bytes). */
@@ -17,9 +29,8 @@ export interface Ceilings {
 export async function probeCeilings(ctx: GpuContext, opts: { readBytes?: number; matmulN?: number } = {}): Promise<Ceilings> {
   const dev = ctx.device;
   const details: Record<string, number> = {};
-  const readBytes = Math.min(opts.readBytes ?? 64 << 20, ctx.limits.maxStorageBufferBindingSize);
-  const n4 = Math.floor(readBytes / 16);
-  const src = storageBuffer(dev, n4 * 16, 'probe.src');
+  const src = await readBuffer(dev, Math.min(opts.readBytes ?? 64 << 20, ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize));
+  const n4 = Math.floor(src.size / 16);
   const maxThreads = 64 * 4096;
   const dst = storageBuffer(dev, Math.max(maxThreads, 1024 * 1024) * 4, 'probe.dst');
   const params = uniformFrom(dev, [n4, 0, 0, 0], 'probe.params');
@@ -45,6 +56,7 @@ export async function probeCeilings(ctx: GpuContext, opts: { readBytes?: number;
       };
       await timePass(ctx, run, 1); // warm-up
       const ms = await timePass(ctx, run, 5, 'best');
+      if (!(ms > 0)) throw new EngineError('GPU_ERROR', `The read probe ${entry} with ${wgs} workgroups timed ${ms} ms.`);
       const gbps = (n4 * 16) / (ms * 1e6);
       details[`${entry}/${wgs}wg GB/s`] = gbps;
       readGBps = Math.max(readGBps, gbps);
@@ -77,6 +89,7 @@ export async function probeCeilings(ctx: GpuContext, opts: { readBytes?: number;
     };
     await timePass(ctx, run, 1);
     const ms = await timePass(ctx, run, 5, 'best');
+    if (!(ms > 0)) throw new EngineError('GPU_ERROR', `The matmul probe ${entry} at n=${n} timed ${ms} ms.`);
     const gflops = (2 * n * n * n) / (ms * 1e6);
     details[`${entry}/${n} GFLOP/s`] = gflops;
     matmulGflops = Math.max(matmulGflops, gflops);
