@@ -45,7 +45,7 @@ main)
   " || { log "Dawn did not find the NVIDIA GPU; stopping"; exit 3; }
 
   log "models"
-  node --import tsx bench/make-models.ts --shape large --types q4_k >$OUT/gen-q4k.log 2>&1 &
+  node --import tsx bench/make-models.ts --shape large --types q4_k >/tmp/gen-q4k.log 2>&1 &
   q4k=$!
   node --import tsx bench/make-models.ts --shape small &
   small=$!
@@ -62,8 +62,8 @@ main)
   timeout 60 node --import tsx bench/gpu.ts --shape large --types q4_0 --llama none --robust --json $OUT/gpu-robust.json
   log "speculative, large f32 target, large q4_0 draft"
   timeout 150 node --import tsx bench/speculative.ts --target bench/out/hearth-bench-v1-large-f32.gguf \
-    --draft bench/out/hearth-bench-v1-large-q4_0.gguf --rounds 3 --json $OUT/spec.json >$OUT/spec.md 2>$OUT/spec.log
-  tail -3 $OUT/spec.log
+    --draft bench/out/hearth-bench-v1-large-q4_0.gguf --rounds 3 --json $OUT/spec.json >/tmp/spec.md 2>/tmp/spec.log
+  tail -3 /tmp/spec.log
   log "serving, large q4_0"
   timeout 120 node --import tsx bench/serving.ts --model bench/out/hearth-bench-v1-large-q4_0.gguf --json $OUT/serving.json 2>&1 | tail -25
   log "large q4_k"
