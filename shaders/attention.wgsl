@@ -5,8 +5,9 @@
 // for b < 32 is skipped when bit b of tokMeta[m].w is clear. A plain token has w = all ones; a
 // token-tree node (speculative decoding, src/spec/tree.ts) sets the bits of its ancestors only, so
 // sibling branches fed in one pass do not see each other (the tree attention mask). One workgroup
-// per (query token, head); keys are streamed in chunks of 64 with an online softmax, so any context
-// length fits in fixed workgroup memory. headDim <= 256.
+// per (query token, head), or S per pair split over the key chunks when a step has few pairs
+// (decode: flash-decoding's split-K, merged by `combine`); keys are streamed in chunks of 64 with
+// an online softmax, so any context length fits in fixed workgroup memory. headDim <= 256.
 
 struct Params {
   numHeads: u32,
@@ -47,20 +48,39 @@ fn q_stride() -> u32 { return select(p.numHeads * p.headDim, p.qStride, p.qStrid
 const WG: u32 = 64u;
 const MAX_HD: u32 = 256u;
 var<workgroup> qs: array<f32, MAX_HD>;
+var<workgroup> qs4: array<vec4<f32>, MAX_HD / 4u>;
 var<workgroup> sc: array<f32, WG>;
 var<workgroup> red: array<f32, WG>;
 
+// The same K cache read as vec4s (headDim a multiple of 4: 16-byte loads in the score loop).
+@group(0) @binding(8) var<storage, read> Kc4: array<vec4<f32>>;
+// Split-K partials (the host sets num_workgroups.z = S > 1 when a step has few (token, head) pairs,
+// as in decode): for part q = (m * numHeads + h) * S + s, part[2q] and part[2q + 1] hold the
+// running max and sum of split s, part[PART_ACC + q * headDim + d] its unnormalized output.
+@group(0) @binding(9) var<storage, read_write> part: array<f32>;
+const PART_ACC: u32 = 512u; // 2 x the most parts (S x tokens x heads <= 256)
+
+// One workgroup per (head, token, split): split s of S takes the key chunks s, s + S, s + 2S, ...
+// With S = 1 it writes O; otherwise its partial, which `combine` merges.
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) t: u32) {
   let h = wid.x;
   let m = wid.y;
+  let S = nwg.z;
+  let sp = wid.z;
   if (m >= step.numTokens) { return; }
   let hd = p.headDim;
   let kvh = h / (p.numHeads / p.numKvHeads);
   let qb = m * q_stride() + h * hd;
   let ob = (m * p.numHeads + h) * hd;
+  let vec4Keys = (hd & 3u) == 0u;
   for (var d = t; d < hd; d += WG) { qs[d] = Q[qb + d] * p.scale; }
   workgroupBarrier();
+  if (vec4Keys) {
+    for (var d4 = t; d4 < hd / 4u; d4 += WG) { qs4[d4] = vec4<f32>(qs[4u * d4], qs[4u * d4 + 1u], qs[4u * d4 + 2u], qs[4u * d4 + 3u]); }
+    workgroupBarrier();
+  }
 
   let tm = tokMeta[m];
   let nKeys = tm.z + 1u; // causal: keys 0 ..= own slot (key 0 is always visible)
@@ -68,13 +88,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var runMax = -3.0e38;
   var runSum = 0.0;
   var acc: array<f32, 4>; // dims t, t+64, t+128, t+192
-  for (var c0 = 0u; c0 < nKeys; c0 += WG) {
+  for (var c0 = sp * WG; c0 < nKeys; c0 += S * WG) {
     let j = c0 + t;
     var s = -3.0e38;
     if (j < nKeys && visible(tm, j)) {
       let kb = kv_slot(tm.y, j) * kvStride + kvh * hd;
       var dotv = 0.0;
-      for (var d = 0u; d < hd; d++) { dotv += qs[d] * Kc[kb + d]; }
+      if (vec4Keys) {
+        let kb4 = kb >> 2u;
+        for (var d4 = 0u; d4 < hd / 4u; d4++) { dotv += dot(qs4[d4], Kc4[kb4 + d4]); }
+      } else {
+        for (var d = 0u; d < hd; d++) { dotv += qs[d] * Kc[kb + d]; }
+      }
       s = dotv;
     }
     sc[t] = s;
@@ -103,9 +128,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     runMax = newMax;
     workgroupBarrier();
   }
+  if (S == 1u) {
+    for (var i = 0u; i < 4u; i++) {
+      let d = t + WG * i;
+      if (d < hd) { O[ob + d] = acc[i] / runSum; }
+    }
+    return;
+  }
+  // A split with no keys leaves max -3e38 and sum 0, which `combine` weighs as zero.
+  let q = (m * p.numHeads + h) * S + sp;
+  if (t == 0u) {
+    part[2u * q] = runMax;
+    part[2u * q + 1u] = runSum;
+  }
   for (var i = 0u; i < 4u; i++) {
     let d = t + WG * i;
-    if (d < hd) { O[ob + d] = acc[i] / runSum; }
+    if (d < hd) { part[PART_ACC + q * hd + d] = acc[i]; }
+  }
+}
+
+// Merges the S partials of each (head, token) into O: weights exp(max_s - max) on each split's sum
+// and output. Dispatched with `main`'s grid (numHeads, tokens, S) so that it reads S from it; only
+// the z = 0 workgroups work.
+@compute @workgroup_size(WG)
+fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) t: u32) {
+  let h = wid.x;
+  let m = wid.y;
+  let SPLITS = nwg.z;
+  if (m >= step.numTokens || wid.z != 0u) { return; }
+  let hd = p.headDim;
+  let q0 = (m * p.numHeads + h) * SPLITS;
+  var mx = -3.0e38;
+  for (var s = 0u; s < SPLITS; s++) { mx = max(mx, part[2u * (q0 + s)]); }
+  var sum = 0.0;
+  for (var s = 0u; s < SPLITS; s++) { sum += exp(part[2u * (q0 + s)] - mx) * part[2u * (q0 + s) + 1u]; }
+  let ob = (m * p.numHeads + h) * hd;
+  for (var d = t; d < hd; d += WG) {
+    var o = 0.0;
+    for (var s = 0u; s < SPLITS; s++) { o += exp(part[2u * (q0 + s)] - mx) * part[PART_ACC + (q0 + s) * hd + d]; }
+    O[ob + d] = o / sum;
   }
 }
 

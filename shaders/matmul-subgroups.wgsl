@@ -9,9 +9,9 @@ fn matvec_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                    @builtin(subgroup_invocation_id) lane: u32) {
   // Subgroups are contiguous runs of local_invocation_index; sgs divides 64 (it is a power of two <= 64).
   let n = (wid.y * nwg.x + wid.x) * (MV_WG / sgs) + t / sgs;
-  let M = min(num_rows_m(), MV_MAX_M);
+  let M = min(num_rows_m(), MV_M);
   let acc = matvec_partial(n, lane, sgs, M);
-  for (var m = 0u; m < MV_MAX_M; m++) {
+  for (var m = 0u; m < MV_M; m++) {
     let s = subgroupAdd(acc[m]);
     if (lane == 0u && n < p.N && m < M) { store(m, n, s); }
   }

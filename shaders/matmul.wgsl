@@ -262,63 +262,75 @@ fn store(m: u32, n: u32, acc: f32) {
   Y[o] = v;
 }
 
-// One thread's share of the dot products of row n with the M (<= 4) rows of X: blocks lane,
+// One thread's share of the dot products of row n with the M (<= MV_M) rows of X: blocks lane,
 // lane + stride, ... of 32 weights (load32), then a ragged tail of 8-weight groups (float rows
-// whose length is not a multiple of 32). Shared by matvec and matvec_subgroup.
-fn matvec_partial(n: u32, lane: u32, stride: u32, M: u32) -> array<f32, MV_MAX_M> {
-  var acc: array<f32, MV_MAX_M>;
-  for (var m = 0u; m < MV_MAX_M; m++) { acc[m] = 0.0; }
+// whose length is not a multiple of 32). Every loop over m runs to the pipeline constant MV_M, so
+// the accumulators stay in registers; rows m >= M are skipped. Shared by matvec and matvec_subgroup.
+fn matvec_partial(n: u32, lane: u32, stride: u32, M: u32) -> array<f32, MV_ACC> {
+  var acc: array<f32, MV_ACC>;
+  for (var m = 0u; m < MV_M; m++) { acc[m] = 0.0; }
   if (n >= p.N) { return acc; }
   let kv4 = p.K >> 2u;
   let blocks = p.K >> 5u;
   for (var b = lane; b < blocks; b += stride) {
     let w = load32(n, b);
-    for (var m = 0u; m < M; m++) {
-      let xb = (p.xRowOffset + m) * kv4 + 8u * b;
-      for (var i = 0u; i < 8u; i++) { acc[m] += dot(w[i], X[xb + i]); }
+    for (var m = 0u; m < MV_M; m++) {
+      if (m < M) {
+        let xb = (p.xRowOffset + m) * kv4 + 8u * b;
+        for (var i = 0u; i < 8u; i++) { acc[m] += dot(w[i], X[xb + i]); }
+      }
     }
   }
   for (var g = 4u * blocks + lane; g < (p.K >> 3u); g += stride) {
     let w = load8(n, g);
-    for (var m = 0u; m < M; m++) {
-      let xb = (p.xRowOffset + m) * kv4 + 2u * g;
-      acc[m] += dot(w.a, X[xb]) + dot(w.b, X[xb + 1u]);
+    for (var m = 0u; m < MV_M; m++) {
+      if (m < M) {
+        let xb = (p.xRowOffset + m) * kv4 + 2u * g;
+        acc[m] += dot(w.a, X[xb]) + dot(w.b, X[xb + 1u]);
+      }
     }
   }
   return acc;
 }
 
-// ---- matvec: 8 rows per workgroup, 8 threads per row splitting K in groups of 8; all M (<= 4)
+// ---- matvec: 8 rows per workgroup, 8 threads per row splitting K in groups of 8; all M (<= MV_M)
 // rows of X share each weight load. Few, fuller workgroups suit both real GPUs and SwiftShader.
+// The host keeps one pipeline per MV_M bucket (1, 4, 8, 16) and picks the smallest that holds M:
+// a weight is read once for up to 16 tokens (batched decode, a verified token tree).
 const MV_WG: u32 = 64u;
 override MV_TPR: u32 = 8u; // threads per row (a power of two <= 64)
-const MV_MAX_M: u32 = 4u;
-var<workgroup> red: array<array<f32, MV_WG>, MV_MAX_M>;
+const MV_ACC: u32 = 16u; // the largest MV_M
+override MV_M: u32 = 4u; // rows of X this pipeline takes (<= MV_ACC)
+var<workgroup> red: array<array<f32, MV_WG>, MV_ACC>;
 
 @compute @workgroup_size(MV_WG)
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) t: u32) {
   let n = (wid.y * nwg.x + wid.x) * (MV_WG / MV_TPR) + t / MV_TPR;
   let lane = t % MV_TPR;
-  let M = min(num_rows_m(), MV_MAX_M);
+  let M = min(num_rows_m(), MV_M);
   let acc = matvec_partial(n, lane, MV_TPR, M);
   if (MV_TPR == 1u) {
     // One thread per row: no reduction, no barrier.
     if (n < p.N) {
-      for (var m = 0u; m < M; m++) { store(m, n, acc[m]); }
+      for (var m = 0u; m < MV_M; m++) {
+        if (m < M) { store(m, n, acc[m]); }
+      }
     }
     return;
   }
-  for (var m = 0u; m < MV_MAX_M; m++) { red[m][t] = acc[m]; }
+  for (var m = 0u; m < MV_M; m++) { red[m][t] = acc[m]; }
   workgroupBarrier();
   for (var s = MV_TPR / 2u; s > 0u; s >>= 1u) {
     if (lane < s) {
-      for (var m = 0u; m < MV_MAX_M; m++) { red[m][t] += red[m][t + s]; }
+      for (var m = 0u; m < MV_M; m++) { red[m][t] += red[m][t + s]; }
     }
     workgroupBarrier();
   }
   if (lane == 0u && n < p.N) {
-    for (var m = 0u; m < M; m++) { store(m, n, red[m][t]); }
+    for (var m = 0u; m < MV_M; m++) {
+      if (m < M) { store(m, n, red[m][t]); }
+    }
   }
 }
 
@@ -326,8 +338,11 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 32u;
-var<workgroup> xs: array<array<f32, TK>, TM>;
-var<workgroup> ws: array<array<f32, TK>, TN>;
+// Rows padded to TK + 1 words: the inner loop reads ws[lid.x + 16 i][k] across 16 lanes, which a
+// row stride of 32 words would put in one shared-memory bank (a 16-way conflict on GPUs).
+const TKP: u32 = TK + 1u;
+var<workgroup> xs: array<array<f32, TKP>, TM>;
+var<workgroup> ws: array<array<f32, TKP>, TN>;
 
 @compute @workgroup_size(16, 16)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

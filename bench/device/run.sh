@@ -30,7 +30,8 @@ main)
   mkdir -p $H/bin
   xz -dc .dev/node.xz >$H/bin/node && chmod +x $H/bin/node
   tar -xJf .dev/modules.tar.xz
-  if ! ldconfig -p | grep -q 'libvulkan.so.1 '; then dpkg -x .dev/libvulkan1_*.deb / && ldconfig; fi
+  for deb in .dev/*.deb; do dpkg -x "$deb" /; done
+  ldconfig
   node -v
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
   echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset} LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
@@ -60,16 +61,17 @@ main)
   timeout 200 node --import tsx bench/gpu.ts --shape large --types f32,q8_0,q4_0 --llama vulkan --json $OUT/gpu-large.json
   log "robustness on (a web page's setting), large q4_0"
   timeout 60 node --import tsx bench/gpu.ts --shape large --types q4_0 --llama none --robust --json $OUT/gpu-robust.json
-  log "speculative, large f32 target, large q4_0 draft"
-  timeout 150 node --import tsx bench/speculative.ts --target bench/out/hearth-bench-v1-large-f32.gguf \
-    --draft bench/out/hearth-bench-v1-large-q4_0.gguf --rounds 3 --json $OUT/spec.json >/tmp/spec.md 2>/tmp/spec.log
-  tail -3 /tmp/spec.log
   log "serving, large q4_0"
   timeout 120 node --import tsx bench/serving.ts --model bench/out/hearth-bench-v1-large-q4_0.gguf --json $OUT/serving.json 2>&1 | tail -25
   log "large q4_k"
   if timeout 60 tail --pid=$q4k -f /dev/null; then
     timeout 60 node --import tsx bench/gpu.ts --shape large --types q4_k --llama vulkan --json $OUT/gpu-large-q4k.json
   fi
+  # Last, as the longest: its rows go to spec.log as they finish, the JSON only at the end.
+  log "speculative, large f32 target, large q4_0 draft"
+  timeout ${SPEC_TIMEOUT:-200} node --import tsx bench/speculative.ts --target bench/out/hearth-bench-v1-large-f32.gguf \
+    --draft bench/out/hearth-bench-v1-large-q4_0.gguf --rounds 3 --json $OUT/spec.json >/tmp/spec.md 2>$OUT/spec.log
+  tail -3 $OUT/spec.log
   log "done"
   ;;
 cu1)

@@ -37,7 +37,9 @@ export async function acquireNodeDevice(opts: NodeDeviceOptions = {}): Promise<G
   Object.assign(globalThis, mod.globals);
   // Dawn then zero-initializes workgroup memory in the shader instead of through the Vulkan
   // extension, which SwiftShader compiles slowly (seconds per pipeline); the result is the same.
-  const toggles: string[] = ['disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension'];
+  // Timestamp queries keep full precision: Dawn rounds them (to 64 µs on an H100) against timing
+  // attacks in pages, which turns a per-kernel profile of a sub-millisecond step into noise.
+  const toggles: string[] = ['disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension,timestamp_quantization'];
   if (opts.robustness === false) toggles.push('enable-dawn-features=disable_robustness');
   const gpu = mod.create(toggles);
   return deviceFromGpu(gpu, 'node');

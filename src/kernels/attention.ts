@@ -21,9 +21,26 @@ export function blockShift(blockSize: number): number {
   return s;
 }
 
+/** Split-K (flash decoding) bounds: at most this many (token, head, split) partials per step... */
+const MAX_PARTS = 256;
+/** ...and at most this many splits of one (token, head) pair. */
+const MAX_SPLITS = 16;
+
+/**
+ * Splits per (token, head) pair on GPUs: a decode step has only numHeads pairs, too few
+ * workgroups to fill a GPU, so each pair's key chunks are dealt over S workgroups and merged.
+ * Steps with 128 or more pairs run unsplit.
+ */
+export function attentionSplits(numTokens: number, numHeads: number): number {
+  const pairs = numTokens * numHeads;
+  if (pairs >= 128) return 1;
+  return Math.max(1, Math.min(MAX_SPLITS, Math.floor(MAX_PARTS / pairs)));
+}
+
 export class Attention {
   private readonly bg: GPUBindGroup;
   private readonly pipeline: GPUComputePipeline;
+  private readonly combine: { pipeline: GPUComputePipeline; bg: GPUBindGroup } | null = null;
   private readonly barrierFree: boolean;
   constructor(
     ctx: GpuContext,
@@ -46,6 +63,10 @@ export class Attention {
     );
     this.barrierFree = ctx.tuning.barrierFree;
     this.pipeline = ctx.pipelines.get('attention', this.barrierFree ? 'attend_rows' : 'main');
+    // Split-K partials: 2 floats of softmax state for each of MAX_PARTS, then their output rows.
+    const part = this.barrierFree
+      ? null
+      : ctx.device.createBuffer({ label: 'attention.part', size: 4 * (2 * MAX_PARTS + MAX_PARTS * headDim), usage: GPUBufferUsage.STORAGE });
     this.bg = ctx.device.createBindGroup({
       layout: this.pipeline.getBindGroupLayout(0),
       entries: [
@@ -57,8 +78,27 @@ export class Attention {
         { binding: 5, resource: { buffer: step } },
         { binding: 6, resource: { buffer: paging.tokMeta } },
         { binding: 7, resource: { buffer: paging.tables } },
+        ...(part
+          ? [
+              { binding: 8, resource: { buffer: kCache } },
+              { binding: 9, resource: { buffer: part } },
+            ]
+          : []),
       ],
     });
+    if (part) {
+      const pipeline = ctx.pipelines.get('attention', 'combine');
+      const bg = ctx.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 3, resource: { buffer: out } },
+          { binding: 4, resource: { buffer: params } },
+          { binding: 5, resource: { buffer: step } },
+          { binding: 9, resource: { buffer: part } },
+        ],
+      });
+      this.combine = { pipeline, bg };
+    }
   }
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     pass.setPipeline(this.pipeline);
@@ -66,6 +106,14 @@ export class Attention {
     if (this.barrierFree) {
       const [gx, gy] = grid(Math.ceil((numTokens * this.numHeads) / 4)); // ROWS_WG in attention.wgsl
       pass.dispatchWorkgroups(gx, gy);
-    } else pass.dispatchWorkgroups(this.numHeads, numTokens);
+      return;
+    }
+    const splits = attentionSplits(numTokens, this.numHeads);
+    pass.dispatchWorkgroups(this.numHeads, numTokens, splits);
+    if (splits > 1 && this.combine) {
+      pass.setPipeline(this.combine.pipeline);
+      pass.setBindGroup(0, this.combine.bg);
+      pass.dispatchWorkgroups(this.numHeads, numTokens, splits);
+    }
   }
 }

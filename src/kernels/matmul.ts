@@ -1,6 +1,8 @@
 // Host side of shaders/matmul.wgsl: Y = X·Wᵀ (+bias) (+Y) against a weight in its GPU layout.
-// M <= MATVEC_MAX_M uses the matvec, larger M a prefill kernel: 64x64 tiles through workgroup
-// memory on GPUs, barrier-free 4x4 register tiles on CPU-backed adapters (see GpuTuning).
+// M <= MATVEC_MAX_M uses the matvec (one pipeline per bucket of M, so a weight is read once for up
+// to 16 tokens: batched decode and verified token trees), larger M a prefill kernel: 64x64 tiles
+// through workgroup memory on GPUs, barrier-free 4x4 register tiles on CPU-backed adapters (see
+// GpuTuning), where only M = 1 takes the matvec.
 
 import type { GpuContext } from '../gpu/device.js';
 import { grid, uniformFrom } from '../gpu/buffers.js';
@@ -16,7 +18,9 @@ export interface GpuWeight {
   scaleOffsetBytes: number;
 }
 
-export const MATVEC_MAX_M = 4;
+/** The matvec's pipelines by the most rows of X each takes (MV_M in shaders/matmul.wgsl); the largest is MATVEC_MAX_M. */
+export const MATVEC_BUCKETS = [1, 4, 8, 16] as const;
+export const MATVEC_MAX_M = MATVEC_BUCKETS[MATVEC_BUCKETS.length - 1]!;
 
 export interface MatmulOptions {
   bias?: GPUBuffer;
@@ -32,14 +36,12 @@ export interface MatmulOptions {
 
 export class Matmul {
   private readonly params: GPUBuffer;
-  private readonly bgVec: GPUBindGroup;
+  /** Matvec buckets: vec[i] takes M <= vec[i].maxM; its pipeline and bind group are made on first use. */
+  private readonly vec: { maxM: number; get: () => { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } }[];
   private readonly bgTiled: GPUBindGroup;
-  private readonly pVec: GPUComputePipeline;
   private readonly pTiled: GPUComputePipeline;
   private readonly rowsPerWorkgroup: number;
   private readonly barrierFree: boolean;
-  /** Largest M the matvec takes: on CPU-backed adapters only 1 (matmul_regs dequantizes once for up to 8 tokens). */
-  private readonly matvecMaxM: number;
 
   constructor(
     ctx: GpuContext,
@@ -56,19 +58,18 @@ export class Matmul {
       'matmul.params',
     );
     const constants = { WTYPE: w.type };
-    if (ctx.tuning.matvecSubgroups) {
-      // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
-      this.rowsPerWorkgroup = Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize));
-      this.pVec = ctx.pipelines.get('matmul-subgroups', 'matvec_subgroup', constants);
-    } else {
-      this.rowsPerWorkgroup = 64 / ctx.tuning.matvecThreadsPerRow;
-      this.pVec = ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_TPR: ctx.tuning.matvecThreadsPerRow });
-    }
+    // On CPU-backed adapters only M = 1 takes the matvec (matmul_regs dequantizes once for up to 8 tokens).
     this.barrierFree = ctx.tuning.barrierFree;
-    this.matvecMaxM = this.barrierFree ? 1 : MATVEC_MAX_M;
+    const buckets = this.barrierFree ? [1] : MATVEC_BUCKETS;
+    const vecPipeline = (maxM: number): GPUComputePipeline =>
+      ctx.tuning.matvecSubgroups
+        ? ctx.pipelines.get('matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM })
+        : ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_M: maxM, MV_TPR: ctx.tuning.matvecThreadsPerRow });
+    // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
+    this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 64 / ctx.tuning.matvecThreadsPerRow;
     this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_regs' : 'matmul_tiled', constants);
     // The bias binding is statically used, so something must be bound: x stands in when unused.
-    const bindGroup = (p: GPUComputePipeline): GPUBindGroup =>
+    const bindGroup = (p: GPUComputePipeline, vec4Weights: boolean): GPUBindGroup =>
       ctx.device.createBindGroup({
         layout: p.getBindGroupLayout(0),
         entries: [
@@ -79,19 +80,31 @@ export class Matmul {
           { binding: 4, resource: { buffer: opts.bias ?? x } },
           { binding: 5, resource: { buffer: step } },
           // load32 reads the weight as vec4s: the matvecs and matmul_regs use it, matmul_tiled does not.
-          ...(p === this.pVec || this.barrierFree ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
+          ...(vec4Weights ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
         ],
       });
-    this.bgVec = bindGroup(this.pVec);
-    this.bgTiled = bindGroup(this.pTiled);
+    this.vec = buckets.map((maxM) => {
+      let made: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null = null;
+      const get = (): { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } => {
+        if (!made) {
+          const pipeline = vecPipeline(maxM);
+          made = { pipeline, bindGroup: bindGroup(pipeline, true) };
+        }
+        return made;
+      };
+      return { maxM, get };
+    });
+    this.bgTiled = bindGroup(this.pTiled, this.barrierFree);
   }
 
   /** Record the dispatch for `numTokens` rows of X (ignored when mFixed is set). */
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     const M = this.opts.mFixed ?? numTokens;
-    if (M <= this.matvecMaxM) {
-      pass.setPipeline(this.pVec);
-      pass.setBindGroup(0, this.bgVec);
+    const bucket = this.vec.find((v) => M <= v.maxM);
+    if (bucket) {
+      const vec = bucket.get();
+      pass.setPipeline(vec.pipeline);
+      pass.setBindGroup(0, vec.bindGroup);
       const [gx, gy] = grid(Math.ceil(this.w.N / this.rowsPerWorkgroup));
       pass.dispatchWorkgroups(gx, gy);
     } else {

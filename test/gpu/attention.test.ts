@@ -77,6 +77,7 @@ const CASES: Case[] = [
   { seqs: [[0, 67]], blockSize: 16, numHeads: 6, numKvHeads: 2, headDim: 64, scale: 1 }, // prefill: rows span 1..67 keys
   { seqs: [[61, 4]], blockSize: 64, numHeads: 2, numKvHeads: 1, headDim: 256, scale: 1 }, // max headDim, rows straddle a block edge
   { seqs: [[127, 2]], blockSize: 1, numHeads: 5, numKvHeads: 5, headDim: 48, scale: 3 }, // one token per block
+  { seqs: [[90, 2]], blockSize: 8, numHeads: 2, numKvHeads: 1, headDim: 42, scale: 1 }, // headDim not a multiple of 4: scalar key loads, split over 12 blocks
   // Continuous batching: decodes of different lengths and a prefill chunk in one step.
   {
     seqs: [

@@ -19,9 +19,9 @@ const TYPES: { name: string; type: GGMLType; Ks: number[] }[] = [
   { name: 'Q4_K', type: GGMLType.Q4_K, Ks: [256, 512] },
   { name: 'Q6_K', type: GGMLType.Q6_K, Ks: [256, 512] },
 ];
-// On GPUs 1 and 3 take the matvec path (M <= MATVEC_MAX_M), 64 and 67 the tiled one (67: a ragged second
+// On GPUs 1, 3, 6 and 13 take the matvec path (buckets 1, 4, 8, 16), 64 and 67 the tiled one (67: a ragged second
 // tile row); on CPU-backed adapters (barrier-free) only 1 takes the matvec, 3 a partial matmul_regs tile.
-const MS = [1, 3, 64, 67];
+const MS = [1, 3, 6, 13, 64, 67];
 // Not multiples of 64: ragged last tile / workgroup rows.
 const NS = [72, 37];
 
