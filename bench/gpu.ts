@@ -7,15 +7,19 @@
 //
 //   npx tsx bench/gpu.ts --shape small|large [--types f32,q8_0] [--llama cuda,vulkan|none]
 //                        [--no-hearth] [--prompt-tokens 128] [--decode-tokens 128] --json FILE
-//   npx tsx bench/gpu.ts --report FILE... [--device 'NVIDIA H100 80GB HBM3'] [--write]
+//   npx tsx bench/gpu.ts --report DIR [--device 'NVIDIA H100 80GB HBM3'] [--write]
+//
+// DIR holds one session's files as bench/device/run.sh names them, prefixed by run (run1-, run2-,
+// ...): gpu-*.json (this script), serving.json (bench/serving.ts --json), spec.json
+// (bench/speculative.ts --json). The latest run makes the tables; run1 is the before column.
 //
 // A fallback (CPU) adapter is refused unless --allow-cpu: this table is for GPUs only.
 
 import { register } from 'node:module';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
-import { argValue, machineInfo, writeBenchmarksSection } from './report.js';
-import { BENCH_SHAPES, BENCH_TYPES, TYPE_MIX, benchModelPath, benchVocabMeta, ensureBenchModels, type BenchType, type ShapeName } from './models.js';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { argValue, machineInfo, REPO, writeBenchmarksSection } from './report.js';
+import { BENCH_SHAPES, BENCH_TYPES, benchModelPath, benchVocabMeta, ensureBenchModels, type BenchType, type ShapeName } from './models.js';
 import type { LlamaCppResult } from './llama-cpp.js';
 import type { KernelTime as KernelTimeRow } from '../src/engine/bench.js';
 
@@ -42,6 +46,8 @@ export interface GpuRun {
   hearth: HearthRow[];
   llama: LlamaCppResult[];
   failures: { what: string; error: string }[];
+  /** Dawn's bounds checks on, as in a web page (--robust). */
+  robust?: boolean;
 }
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -67,6 +73,7 @@ async function run(): Promise<void> {
     hearth: [],
     llama: [],
     failures: [],
+    robust: process.argv.includes('--robust'),
   };
   const save = (): void => {
     if (jsonPath) writeFileSync(jsonPath, JSON.stringify(out, null, 1));
@@ -153,90 +160,210 @@ async function run(): Promise<void> {
 // ---- report ------------------------------------------------------------------------------------
 
 const f0 = (x: number): string => x.toFixed(0);
+const f2 = (x: number): string => x.toFixed(2);
 const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
 
-function report(files: string[]): string {
-  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as GpuRun);
-  const device = argValue('--device') ?? runs.find((r) => r.adapter)?.adapter ?? 'unknown GPU';
-  const L: string[] = [];
-  const first = runs[0]!;
+interface ServingFile {
+  command: string;
+  concurrency: {
+    n: number;
+    sequential: { decode_phase_tokens_per_s: number; decode_tokens_per_s: number; ttft_p50_s: number; ttft_p95_s: number };
+    concurrent: { decode_phase_tokens_per_s: number; decode_tokens_per_s: number; ttft_p50_s: number; ttft_p95_s: number };
+    ratio: number;
+    decode_phase_ratio: number;
+  }[];
+  prefix: { cold_ttft_median_s: number; warm_ttft_median_s: number; ratio: number; warm: { cached_tokens: number; prompt_tokens: number }[] };
+}
+interface SpecRow {
+  T: number;
+  drafter: string;
+  tree: string;
+  method: string;
+  plain: number;
+  spec: number;
+  perPass: number;
+  acceptRate: number;
+  identical: boolean | null;
+  plainStepMs: number;
+  draftMs: number;
+  verifyMs: number;
+}
+interface SpecFile {
+  target: string;
+  draft: string;
+  tokens: number;
+  rounds: number;
+  rows: SpecRow[];
+  acc: { T: number; drafter: string; method: string; steps: number; perPass: number }[];
+}
+
+function readRun<T>(dir: string, run: string, name: string): T | null {
+  try {
+    return JSON.parse(readFileSync(join(dir, `${run}-${name}`), 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+function peerTable(L: string[], r: GpuRun, llama: LlamaCppResult[]): void {
+  const c = r.ceilings;
+  const shape = BENCH_SHAPES[r.shape];
   L.push(
-    `Measured on **${device}** (a lent machine: ${first.machine.cpu}, ${first.machine.memory_gib.toFixed(0)} GiB, Node ${first.machine.node}), commit ${first.machine.git}, ${first.date.slice(0, 10)}.`,
-    `hearth runs in Node through Dawn on the GPU's Vulkan driver (robustness off); llama.cpp is node-llama-cpp's prebuilt CUDA and Vulkan builds with every layer on the GPU.`,
-    `Prompt ${first.prompt_tokens} tokens in one batch, then ${first.decode_tokens} greedy decode steps, as in the main table.`,
-    `Ceilings are hearth's WGSL probes on the same adapter (best streaming read, best f32 matmul).`,
+    `**${r.shape} model** (d=${shape.dModel}, ${shape.numLayers} layers, FF ${shape.ffDim}, ${shape.numHeads}/${shape.numKvHeads} heads). Ceilings on this adapter: read ${f0(c?.readGBps ?? 0)} GB/s, f32 matmul ${((c?.matmulGflops ?? 0) / 1000).toFixed(2)} TFLOP/s.`,
+    '',
+    '| type | weights MB | hearth prefill tok/s | hearth decode tok/s | decode: % of read ceiling | prefill: % of matmul ceiling | llama.cpp Vulkan prefill / decode tok/s | hearth ÷ llama.cpp (prefill / decode) | first 8 greedy tokens equal to llama.cpp’s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const h of r.hearth) {
+    const name = basename(benchModelPath(h.type, r.shape));
+    const vk = llama.find((x) => x.backend === 'llama.cpp-vulkan' && x.model === name);
+    const n = vk ? Math.min(8, vk.first_tokens.length, h.first_tokens.length) : 0;
+    let k = 0;
+    while (vk && k < n && vk.first_tokens[k] === h.first_tokens[k]) k++;
+    L.push(
+      `| ${h.type} | ${f0(h.weight_bytes_per_token / 1e6)} | ${f0(h.prefill_tokens_per_s)} | ${f0(h.decode_tokens_per_s)} | ${c ? pct((h.weight_bytes_per_token * h.decode_tokens_per_s) / (c.readGBps * 1e9)) : '—'} | ${c ? pct((h.flops_per_token * h.prefill_tokens_per_s) / (c.matmulGflops * 1e9)) : '—'} | ${vk ? `${f0(vk.prefill_tokens_per_s)} / ${f0(vk.decode_tokens_per_s)}` : '—'} | ${vk ? `${f2(h.prefill_tokens_per_s / vk.prefill_tokens_per_s)} / ${f2(h.decode_tokens_per_s / vk.decode_tokens_per_s)}` : '—'} | ${vk ? `${k} of ${n}` : '—'} |`,
+    );
+  }
+  L.push('');
+}
+
+function profileTable(L: string[], h: HearthRow, promptTokens: number): void {
+  if (!h.profile) return;
+  const sum = (k: KernelTimeRow[]): number => k.reduce((a, x) => a + x.ms, 0);
+  const byName = new Map<string, { d: number; p: number }>();
+  for (const k of h.profile.decode) byName.set(k.kernel, { d: (byName.get(k.kernel)?.d ?? 0) + k.ms, p: byName.get(k.kernel)?.p ?? 0 });
+  for (const k of h.profile.prefill) byName.set(k.kernel, { d: byName.get(k.kernel)?.d ?? 0, p: (byName.get(k.kernel)?.p ?? 0) + k.ms });
+  const dT = sum(h.profile.decode);
+  const pT = sum(h.profile.prefill);
+  L.push(
+    `Per-kernel GPU time of the large ${h.type} model (timestamp queries, unquantized; each kernel in its own timed pass, so every row carries ~10 µs of pass overhead per dispatch): one decode step ${dT.toFixed(3)} ms against ${(1000 / h.decode_tokens_per_s).toFixed(3)} ms per token on the wall clock; one ${promptTokens}-token prefill ${pT.toFixed(3)} ms.`,
+    '',
+    '| kernel | decode ms | decode % | prefill ms | prefill % |',
+    '|---|---:|---:|---:|---:|',
+  );
+  for (const [name, v] of [...byName].sort((a, b) => b[1].d - a[1].d))
+    L.push(`| ${name} | ${v.d.toFixed(3)} | ${pct(v.d / dT)} | ${v.p.toFixed(3)} | ${pct(v.p / pT)} |`);
+  L.push('');
+}
+
+function report(dir: string): string {
+  const runs = [
+    ...new Set(
+      readdirSync(dir)
+        .map((f) => /^(run\d+)-/.exec(f)?.[1])
+        .filter((x): x is string => !!x),
+    ),
+  ].sort();
+  const last = runs.at(-1)!;
+  const first = runs[0]!;
+  const gpu = (run: string, name: string): GpuRun | null => readRun<GpuRun>(dir, run, `gpu-${name}.json`);
+  const small = gpu(last, 'small');
+  const large = gpu(last, 'large');
+  const robust = gpu(last, 'robust');
+  const base = small ?? large;
+  if (!base) throw new Error(`no ${last}-gpu-*.json in ${dir}`);
+  const device = argValue('--device') ?? base.adapter ?? 'unknown GPU';
+  const rel = relative(REPO, dir);
+  const L: string[] = [];
+  L.push(
+    `Measured on a lent **${device}** (${base.machine.cpu}, ${base.machine.memory_gib.toFixed(0)} GiB) on ${base.date.slice(0, 10)}, commit ${base.machine.git}, by \`bench/device/run.sh main\` (packed by \`bench/device/pack.sh\`): hearth in Node through Dawn on NVIDIA’s Vulkan driver (robustness off unless said), llama.cpp’s Vulkan build (node-llama-cpp ${base.llama[0] ? '' : ''}3.21.1, every layer on the GPU) on the same GGUF files, in one run. Prompt ${base.prompt_tokens} tokens in one batch, then ${base.decode_tokens} greedy decode steps. Ceilings: hearth’s WGSL probes on the same adapter (1 GiB streaming read; 2048² f32 matmul without matrix units, which WebGPU does not expose). The raw files are in \`${rel}/\`; this section is \`npx tsx bench/gpu.ts --report ${rel} --write\`.`,
     '',
   );
-  for (const r of runs.filter((x) => x.hearth.length > 0 || x.llama.length > 0)) {
-    const shape = BENCH_SHAPES[r.shape];
-    const c = r.ceilings;
-    // llama rows of this shape may come from another run (another call on the same machine).
-    const llama = runs.filter((x) => x.shape === r.shape).flatMap((x) => x.llama);
-    if (r.hearth.length === 0) continue;
+  const cuda = readRun<GpuRun>(dir, first, 'gpu-cuda-small.json');
+  if (cuda && cuda.llama.length === 0 && cuda.failures.length > 0) {
+    const why = /CUDA error: ([^\n]+)/.exec(cuda.failures.map((f) => f.error).join('\n'))?.[1] ?? cuda.failures[0]!.error.slice(0, 200);
     L.push(
-      `### ${r.shape} model: d=${shape.dModel}, ${shape.numLayers} layers, FF ${shape.ffDim}, ${shape.numHeads}/${shape.numKvHeads} heads`,
+      `llama.cpp’s CUDA build is not in the table: node-llama-cpp’s prebuilt libggml-cuda.so (159 MB, sent in two halves) loads, then aborts at its first kernel with “${why.trim()}” on this machine’s driver (580.159.04): its kernels are PTX from a newer CUDA toolchain than the driver can JIT. Building llama.cpp for sm_90 on the lent machine would take most of a 15-minute lease. The Vulkan build is the like-for-like peer anyway: the same driver and API path that Dawn uses.`,
       '',
-      c
-        ? `Adapter: ${r.adapter}. Ceilings: read ${c.readGBps.toFixed(0)} GB/s, f32 matmul ${(c.matmulGflops / 1000).toFixed(2)} TFLOP/s.`
-        : `Adapter: ${r.adapter}. Ceilings: not measured.`,
-      '',
-      '| type | weights MB | hearth prefill tok/s | hearth decode tok/s | decode % of read ceiling | prefill % of matmul ceiling | llama.cpp CUDA prefill / decode | llama.cpp Vulkan prefill / decode | hearth ÷ CUDA (prefill / decode) | hearth ÷ Vulkan (prefill / decode) | first 8 greedy tokens agree with llama.cpp |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     );
-    for (const h of r.hearth) {
-      const name = basename(benchModelPath(h.type, r.shape));
-      const file = (b: string): LlamaCppResult | undefined => llama.find((x) => x.backend === b && x.model === name);
-      const cu = file('llama.cpp-cuda');
-      const vk = file('llama.cpp-vulkan');
-      const pair = (x: LlamaCppResult | undefined): string => (x ? `${f0(x.prefill_tokens_per_s)} / ${f0(x.decode_tokens_per_s)}` : '—');
-      const ratio = (x: LlamaCppResult | undefined): string =>
-        x ? `${(h.prefill_tokens_per_s / x.prefill_tokens_per_s).toFixed(2)} / ${(h.decode_tokens_per_s / x.decode_tokens_per_s).toFixed(2)}` : '—';
-      const agree = [cu, vk]
-        .filter((x): x is LlamaCppResult => x !== undefined)
-        .map((x) => {
-          const n = Math.min(8, x.first_tokens.length, h.first_tokens.length);
-          let k = 0;
-          while (k < n && x.first_tokens[k] === h.first_tokens[k]) k++;
-          return `${x.backend.replace('llama.cpp-', '')} ${k}/${n}`;
-        })
-        .join(', ');
-      L.push(
-        `| ${h.type} | ${(h.weight_bytes_per_token / 1e6).toFixed(0)} | ${f0(h.prefill_tokens_per_s)} | ${f0(h.decode_tokens_per_s)} | ${c ? pct((h.weight_bytes_per_token * h.decode_tokens_per_s) / (c.readGBps * 1e9)) : '—'} | ${c ? pct((h.flops_per_token * h.prefill_tokens_per_s) / (c.matmulGflops * 1e9)) : '—'} | ${pair(cu)} | ${pair(vk)} | ${ratio(cu)} | ${ratio(vk)} | ${agree || '—'} |`,
-      );
+  }
+  for (const r of [small, large]) if (r) peerTable(L, r, r.llama);
+  const lf = large?.hearth.find((h) => h.type === 'f32');
+  if (large && lf) profileTable(L, lf, large.prompt_tokens);
+  const rq = robust?.hearth[0];
+  const lq = large?.hearth.find((h) => h.type === rq?.type);
+  if (rq && lq) {
+    L.push(
+      `**What a web page costs here** (Dawn’s robustness checks, always on in Chromium): the large ${rq.type} model decodes at ${f0(rq.decode_tokens_per_s)} tok/s with them against ${f0(lq.decode_tokens_per_s)} without (${pct(rq.decode_tokens_per_s / lq.decode_tokens_per_s - 1)}), and prefills at ${f0(rq.prefill_tokens_per_s)} against ${f0(lq.prefill_tokens_per_s)} tok/s (${pct(rq.prefill_tokens_per_s / lq.prefill_tokens_per_s - 1)}): the tiled matmul indexes workgroup memory in its inner loop, and every such access gets a bounds clamp.`,
+      '',
+    );
+  }
+  // Before and after the kernel changes of this session (run1 is the first H100 profile).
+  const b = gpu(first, 'large');
+  if (b && large && first !== last) {
+    L.push(
+      `**Before and after** (${first}: commit ${b.machine.git}; ${last}: ${large.machine.git}; same machine kind, same files): the matvec now takes up to 16 tokens (it took 4, so batched decode and verify passes of 5–15 tokens fell to the 64×64 tiled kernel), decode attention is split over the key chunks (flash-decoding; a decode step had only 16 workgroups), and the tiled matmul’s workgroup rows are padded against a 16-way bank conflict.`,
+      '',
+      '| large model | prefill tok/s before → after | decode tok/s before → after |',
+      '|---|---:|---:|',
+    );
+    for (const h of large.hearth) {
+      const o = b.hearth.find((x) => x.type === h.type);
+      if (o)
+        L.push(`| ${h.type} | ${f0(o.prefill_tokens_per_s)} → ${f0(h.prefill_tokens_per_s)} | ${f0(o.decode_tokens_per_s)} → ${f0(h.decode_tokens_per_s)} |`);
     }
     L.push('');
-    const prof = r.hearth.find((h) => h.profile)?.profile;
-    const ph = r.hearth.find((h) => h.profile);
-    if (prof && ph) {
-      const sum = (k: KernelTimeRow[]): number => k.reduce((a, x) => a + x.ms, 0);
-      const byName = new Map<string, { d: number; p: number }>();
-      for (const k of prof.decode) byName.set(k.kernel, { d: (byName.get(k.kernel)?.d ?? 0) + k.ms, p: byName.get(k.kernel)?.p ?? 0 });
-      for (const k of prof.prefill) byName.set(k.kernel, { d: byName.get(k.kernel)?.d ?? 0, p: (byName.get(k.kernel)?.p ?? 0) + k.ms });
-      const dT = sum(prof.decode);
-      const pT = sum(prof.prefill);
-      L.push(
-        `Per-kernel GPU time (timestamp queries), ${ph.type}: one decode step ${dT.toFixed(3)} ms of GPU time against ${(1000 / ph.decode_tokens_per_s).toFixed(3)} ms per token on the wall clock; one ${r.prompt_tokens}-token prefill ${pT.toFixed(3)} ms.`,
-        '',
-        '| kernel | decode ms | decode % | prefill ms | prefill % |',
-        '|---|---:|---:|---:|---:|',
-      );
-      for (const [name, v] of [...byName].sort((a, b) => b[1].d - a[1].d)) {
-        L.push(`| ${name} | ${v.d.toFixed(4)} | ${pct(v.d / dT)} | ${v.p.toFixed(4)} | ${pct(v.p / pT)} |`);
-      }
-      L.push('');
-    }
   }
-  const fails = runs.flatMap((r) => r.failures.map((f) => `${r.shape}: ${f.what}: ${f.error.slice(0, 300)}`));
-  if (fails.length > 0) L.push('Failures:', '', ...fails.map((f) => `- ${f}`), '');
-  L.push(`Files: ${files.map((f) => basename(f)).join(', ')}; the mixes are those of the main table (${TYPE_MIX.q4_k.note}).`);
+  const serving = readRun<ServingFile>(dir, last, 'serving.json');
+  const servingBefore = readRun<ServingFile>(dir, first, 'serving.json');
+  if (serving) {
+    L.push(
+      `**Serving** (issue 5) on the large Q4_0 model through the public API, \`${serving.command.replace(/--json \S+/, '').trim()}\`: each row is N different chats one after another, then N others at once (max_tokens 32). Decode phase = tokens after each first ÷ time any request was decoding.`,
+      '',
+      `| chats | decode-phase tok/s sequential → concurrent | ratio | end-to-end ratio | concurrent TTFT p50 / p95 s |${servingBefore && first !== last ? ` ratio in ${first} |` : ''}`,
+      `|---:|---:|---:|---:|---:|${servingBefore && first !== last ? '---:|' : ''}`,
+    );
+    for (const c of serving.concurrency) {
+      const o = servingBefore?.concurrency.find((x) => x.n === c.n);
+      L.push(
+        `| ${c.n} | ${f0(c.sequential.decode_phase_tokens_per_s)} → ${f0(c.concurrent.decode_phase_tokens_per_s)} | ${f2(c.decode_phase_ratio)}× | ${f2(c.ratio)}× | ${f2(c.concurrent.ttft_p50_s)} / ${f2(c.concurrent.ttft_p95_s)} |${o && first !== last ? ` ${f2(o.decode_phase_ratio)}× |` : ''}`,
+      );
+    }
+    const w = serving.prefix.warm[0];
+    L.push(
+      '',
+      `A prefix-cache hit on a ~1,000-token system prompt (${w?.cached_tokens ?? '?'} of ${w?.prompt_tokens ?? '?'} prompt tokens cached): TTFT ${f2(serving.prefix.cold_ttft_median_s * 1000)} ms cold → ${f2(serving.prefix.warm_ttft_median_s * 1000)} ms, ${f2(serving.prefix.ratio)}×.`,
+      '',
+    );
+  }
+  const spec = readRun<SpecFile>(dir, last, 'spec.json');
+  if (spec) {
+    L.push(
+      `**Speculative decoding** (issue 7): target \`${spec.target}\` (F32), draft \`${spec.draft}\` (the same weights in Q4_0), ${spec.tokens} new tokens per request, medians of ${spec.rounds} alternating runs. Step costs are milliseconds per step (plain decode step; drafting all levels; the target’s verify pass).`,
+      '',
+      '| T | drafter | tree | verifier | plain tok/s | speculative tok/s | speedup | tokens / target pass | plain step ms | draft ms | verify ms | identical |',
+      '|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    );
+    for (const r of spec.rows)
+      L.push(
+        `| ${r.T} | ${r.drafter} | ${r.tree} | ${r.method} | ${f0(r.plain)} | ${f0(r.spec)} | ${f2(r.spec / r.plain)}× | ${f2(r.perPass)} | ${f2(r.plainStepMs)} | ${f2(r.draftMs)} | ${f2(r.verifyMs)} | ${r.identical === null ? '–' : r.identical ? 'yes' : 'NO'} |`,
+      );
+    L.push(
+      '',
+      'SpecHub against RRS at equal tree size (binary, width 2, depth 3), tokens per target pass over 16 concurrent requests (verify steps in brackets):',
+      '',
+      '| T | drafter | SpecHub | RRS without replacement | RRS |',
+      '|---:|---|---:|---:|---:|',
+    );
+    for (const T of [0.6, 1])
+      for (const d of [...new Set(spec.acc.map((a) => a.drafter))]) {
+        const pick = (m: string): string => {
+          const a = spec.acc.find((x) => x.T === T && x.drafter === d && x.method === m);
+          return a ? `${f2(a.perPass)} (${a.steps})` : '—';
+        };
+        L.push(`| ${T} | ${d} | ${pick('spechub')} | ${pick('rrs-wo')} | ${pick('rrs')} |`);
+      }
+    L.push('');
+  }
+  const fails = [small, large, robust].flatMap((r) => (r ? r.failures.map((f) => `${r.shape}: ${f.what}: ${f.error.slice(0, 300)}`) : []));
+  if (fails.length > 0) L.push('Failures in this run:', '', ...fails.map((f) => `- ${f}`), '');
   return L.join('\n');
 }
 
-const reportFiles = process.argv.includes('--report') ? process.argv.slice(2).filter((a) => a.endsWith('.json')) : null;
-
-if (reportFiles) {
-  const text = report(reportFiles);
-  if (process.argv.includes('--write')) writeBenchmarksSection('gpu', `## Real GPU\n\n${text}`);
+const reportDir = argValue('--report');
+if (reportDir) {
+  const text = report(reportDir);
+  if (process.argv.includes('--write')) writeBenchmarksSection('gpu', `## Real GPU: NVIDIA H100 (a lent machine)\n\n${text}`, { first: true });
   console.log(text);
 } else {
   try {

@@ -4,6 +4,7 @@
 #   main   unpack Node and node_modules, check that Dawn finds the NVIDIA Vulkan driver, write the
 #          benchmark models (small and large shapes), then bench/gpu.ts beside llama.cpp's Vulkan
 #          build, the robustness cost, speculative decoding and serving on the large model
+#   repeat setup, the large models, then bench/gpu.ts on them twice (run-to-run spread)
 #   cu1    keep the first half of libggml-cuda.so (carried in .dev-cu1) for the next call
 #   cuda   join the second half, then llama.cpp's CUDA build on the same files
 # Every stage after main needs the same warm machine: it says so and stops if main's state is gone.
@@ -24,7 +25,25 @@ cudart=$(find /opt /usr/local -name 'libcudart.so.13*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH=${cudalibs:+$(dirname "$cudalibs"):}${cudart:+$(dirname "$cudart"):}${LD_LIBRARY_PATH:-}
 CUDA_LIB=node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-cuda.so
 
+setup() {
+  log "setup"
+  mkdir -p $H/bin
+  xz -dc .dev/node.xz >$H/bin/node && chmod +x $H/bin/node
+  tar -xJf .dev/modules.tar.xz
+  for deb in .dev/*.deb; do dpkg -x "$deb" /; done
+  ldconfig
+}
+
 case $stage in
+repeat)
+  setup
+  node --import tsx bench/make-models.ts --shape large --types f32,q8_0,q4_0
+  for k in a b; do
+    log "gpu large ($k)"
+    timeout 100 node --import tsx bench/gpu.ts --shape large --types f32,q8_0,q4_0 --llama vulkan --json $OUT/gpu-large-$k.json
+  done
+  log "done"
+  ;;
 main)
   log "setup"
   mkdir -p $H/bin
