@@ -45,12 +45,7 @@ repeat)
   log "done"
   ;;
 main)
-  log "setup"
-  mkdir -p $H/bin
-  xz -dc .dev/node.xz >$H/bin/node && chmod +x $H/bin/node
-  tar -xJf .dev/modules.tar.xz
-  for deb in .dev/*.deb; do dpkg -x "$deb" /; done
-  ldconfig
+  setup
   node -v
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
   echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset} LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
