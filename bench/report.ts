@@ -35,7 +35,8 @@ export function machineInfo(): { cpu: string; cores: number; memory_gib: number;
 
 /**
  * Replace the `name` section of BENCHMARKS.md (between its markers) with `section`; a missing
- * section goes before the first second-level heading when `first`, else at the end.
+ * section goes before the first section (its start marker, or a second-level heading outside
+ * any) when `first`, else at the end.
  */
 export function writeBenchmarksSection(name: string, section: string, opts: { first?: boolean } = {}): void {
   const path = join(REPO, 'BENCHMARKS.md');
@@ -47,7 +48,8 @@ export function writeBenchmarksSection(name: string, section: string, opts: { fi
   let out: string;
   if (a >= 0 && b > a) out = text.slice(0, a) + block + text.slice(b + end.length);
   else {
-    const h = opts.first ? text.indexOf('\n## ') : -1;
+    const firstOf = (needle: string): number => text.indexOf(needle);
+    const h = opts.first ? Math.min(...['\n<!-- ', '\n## '].map(firstOf).filter((i) => i >= 0)) : -1;
     out = h >= 0 ? `${text.slice(0, h + 1)}${block}\n\n${text.slice(h + 1)}` : `${text.trimEnd()}\n\n${block}\n`;
   }
   writeFileSync(path, out);
