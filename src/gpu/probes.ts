@@ -7,7 +7,7 @@ import { timePass } from './timing.js';
 import { EngineError } from '../api/errors.js';
 
 /** The largest read buffer up to `bytes` the device will allocate, halving on out-of-memory (SwiftShader caps its heap under 1 GiB). */
-async function readBuffer(dev: GPUDevice, bytes: number): Promise<GPUBuffer> {
+export async function probeReadBuffer(dev: GPUDevice, bytes: number): Promise<GPUBuffer> {
   for (let b = bytes; b >= 1 << 20; b = Math.floor(b / 32) * 16) {
     dev.pushErrorScope('out-of-memory');
     const buf = storageBuffer(dev, Math.floor(b / 16) * 16, 'probe.src');
@@ -29,7 +29,7 @@ export interface Ceilings {
 export async function probeCeilings(ctx: GpuContext, opts: { readBytes?: number; matmulN?: number } = {}): Promise<Ceilings> {
   const dev = ctx.device;
   const details: Record<string, number> = {};
-  const src = await readBuffer(dev, Math.min(opts.readBytes ?? 64 << 20, ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize));
+  const src = await probeReadBuffer(dev, Math.min(opts.readBytes ?? 64 << 20, ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize));
   const n4 = Math.floor(src.size / 16);
   const maxThreads = 64 * 4096;
   const dst = storageBuffer(dev, Math.max(maxThreads, 1024 * 1024) * 4, 'probe.dst');
