@@ -3,15 +3,8 @@
 // kernel class from timestamp queries. Node (Dawn). `npx tsx bench/batch-step.ts [model.gguf]`
 // (default: the q4_0 benchmark model).
 
-import { register } from 'node:module';
-
-// src/ imports WGSL with Vite's `?raw`: register the hook before loading it.
-register('../bin/wgsl-hooks.mjs', import.meta.url);
-const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
-const { fileSource } = await import('../src/model/file-source-node.js');
-const { loadModel } = await import('../src/model/model.js');
-const { benchPrompt } = await import('../src/engine/bench.js');
-const { ensureBenchModels } = await import('./models.js');
+import { acquireNodeDevice, benchPrompt, fileSource, loadModel } from './node-runtime.js';
+import { ensureBenchModels } from './models.js';
 
 const path = process.argv[2] ?? ensureBenchModels(['q4_0']).q4_0;
 const ctx = await acquireNodeDevice();

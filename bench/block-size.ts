@@ -4,18 +4,10 @@
 // the bundled tiny model. `npx tsx bench/block-size.ts [--write]` rewrites the block-size section
 // of BENCHMARKS.md.
 
-import { register } from 'node:module';
+import { acquireNodeDevice, benchPrompt, fileSource, loadModel, ModelRunner } from './node-runtime.js';
 import { writeBenchmarksSection } from './report.js';
 import { join } from 'node:path';
 import type { StepSeq } from '../src/model/forward.js';
-
-// src/ imports WGSL with Vite's `?raw`: register the hook before loading it.
-register('../bin/wgsl-hooks.mjs', import.meta.url);
-const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
-const { fileSource } = await import('../src/model/file-source-node.js');
-const { ModelRunner } = await import('../src/model/forward.js');
-const { loadModel } = await import('../src/model/model.js');
-const { benchPrompt } = await import('../src/engine/bench.js');
 
 const MODEL = join(import.meta.dirname, '../demo/models/hearth-tiny.gguf');
 const SIZES = [8, 16, 32, 64];

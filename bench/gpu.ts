@@ -15,15 +15,13 @@
 //
 // A fallback (CPU) adapter is refused unless --allow-cpu: this table is for GPUs only.
 
-import { register } from 'node:module';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { argValue, machineInfo, REPO, writeBenchmarksSection } from './report.js';
 import { BENCH_SHAPES, BENCH_TYPES, benchModelPath, benchVocabMeta, ensureBenchModels, type BenchType, type ShapeName } from './models.js';
 import type { LlamaCppResult } from './llama-cpp.js';
+import type { Acc as SpecAcc, Row as SpecRow } from './speculative.js';
 import type { KernelTime as KernelTimeRow } from '../src/engine/bench.js';
-
-register('../bin/wgsl-hooks.mjs', import.meta.url);
 
 interface HearthRow {
   type: BenchType;
@@ -78,16 +76,10 @@ async function run(): Promise<void> {
   const save = (): void => {
     if (jsonPath) writeFileSync(jsonPath, JSON.stringify(out, null, 1));
   };
-  const { benchPrompt } = await import('../src/engine/bench.js');
+  const { acquireNodeDevice, describeAdapter, probeCeilings, loadModel, fileSource, benchModel, benchPrompt } = await import('./node-runtime.js');
   let vocabSize = 0;
 
   if (!process.argv.includes('--no-hearth')) {
-    const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
-    const { describeAdapter } = await import('../src/gpu/device.js');
-    const { probeCeilings } = await import('../src/gpu/probes.js');
-    const { loadModel } = await import('../src/model/model.js');
-    const { fileSource } = await import('../src/model/file-source-node.js');
-    const { benchModel } = await import('../src/engine/bench.js');
     const ctx = await acquireNodeDevice({ robustness: process.argv.includes('--robust') });
     out.adapter = describeAdapter(ctx.adapter);
     log(`adapter: ${out.adapter}`);
@@ -174,27 +166,13 @@ interface ServingFile {
   }[];
   prefix: { cold_ttft_median_s: number; warm_ttft_median_s: number; ratio: number; warm: { cached_tokens: number; prompt_tokens: number }[] };
 }
-interface SpecRow {
-  T: number;
-  drafter: string;
-  tree: string;
-  method: string;
-  plain: number;
-  spec: number;
-  perPass: number;
-  acceptRate: number;
-  identical: boolean | null;
-  plainStepMs: number;
-  draftMs: number;
-  verifyMs: number;
-}
 interface SpecFile {
   target: string;
   draft: string;
   tokens: number;
   rounds: number;
   rows: SpecRow[];
-  acc: { T: number; drafter: string; method: string; steps: number; perPass: number }[];
+  acc: SpecAcc[];
 }
 
 function readRun<T>(dir: string, run: string, name: string): T | null {

@@ -2,7 +2,6 @@
 // A new backend adds a phase in main() that pushes Row objects; the tables follow from the rows.
 
 import { statSync } from 'node:fs';
-import { register } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { basename } from 'node:path';
 import { cpuModel, machineInfo, writeBenchmarksSection } from './report.js';
@@ -10,9 +9,6 @@ import { benchPrompt, type BenchResult, type KernelTime } from '../src/engine/be
 import type { Ceilings } from '../src/gpu/probes.js';
 import type { PageBenchOptions, PageBenchResult } from '../demo/bench.js';
 import { BENCH_OUT, BENCH_SHAPE, BENCH_TYPES, TOKENIZER_CHECK_TEXT, TYPE_MIX, ensureBenchModels, type BenchType } from './models.js';
-
-// src/ imports WGSL with Vite's `?raw`; bin/hearth.js registers the same hook for the CLI.
-register('../bin/wgsl-hooks.mjs', import.meta.url);
 
 const log = (s: string): void => {
   process.stderr.write(`bench: ${s}\n`);
@@ -137,12 +133,8 @@ async function main(): Promise<number> {
   let vocabSize = 0;
   let hearthCheckTokens: number[] = [];
   await phase('hearth node', async () => {
-    const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
-    const { describeAdapter } = await import('../src/gpu/device.js');
-    const { probeCeilings } = await import('../src/gpu/probes.js');
-    const { loadModel } = await import('../src/model/model.js');
-    const { fileSource } = await import('../src/model/file-source-node.js');
-    const { benchModel } = await import('../src/engine/bench.js');
+    // node-runtime registers the WGSL hook before it loads src/ (bin/hearth.js does the same for the CLI).
+    const { acquireNodeDevice, describeAdapter, probeCeilings, loadModel, fileSource, benchModel } = await import('./node-runtime.js');
     const ctx = await acquireNodeDevice({ robustness: false });
     nodeAdapter = describeAdapter(ctx.adapter);
     log(`node adapter: ${nodeAdapter}`);

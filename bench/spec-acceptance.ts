@@ -7,17 +7,11 @@
 //
 // `npx tsx bench/spec-acceptance.ts [--contexts N] [--write]`
 
-import { register } from 'node:module';
 import { argValue, machineInfo, REPO, writeBenchmarksSection } from './report.js';
+import { acquireNodeDevice, benchPrompt, fileSource, generate, loadModel } from './node-runtime.js';
+import { ensureBenchModels } from './models.js';
 
-register('../bin/wgsl-hooks.mjs', import.meta.url);
-const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
-const { fileSource } = await import('../src/model/file-source-node.js');
-const { loadModel } = await import('../src/model/model.js');
-const { generate } = await import('../src/engine/generate.js');
-const { benchPrompt } = await import('../src/engine/bench.js');
 const { pairAcceptance, softmaxT } = await import('../src/spec/verify-ref.js');
-const { ensureBenchModels } = await import('./models.js');
 
 const N = Number(argValue('--contexts') ?? 96);
 const paths = ensureBenchModels(['f32', 'q4_0']);

@@ -10,19 +10,11 @@
 // (--write rewrites the speculative section of BENCHMARKS.md).
 
 import { writeFileSync } from 'node:fs';
-import { register } from 'node:module';
 import { loadavg } from 'node:os';
 import { argValue, machineInfo, REPO, writeBenchmarksSection } from './report.js';
+import { acquireNodeDevice, benchPrompt, describeAdapter, fileSource, generate, loadModel } from './node-runtime.js';
 
-// src/ imports WGSL with Vite's `?raw`: register the hook before loading it.
-register('../bin/wgsl-hooks.mjs', import.meta.url);
-const { acquireNodeDevice } = await import('../src/gpu/device-node.js');
-const { describeAdapter } = await import('../src/gpu/device.js');
-const { fileSource } = await import('../src/model/file-source-node.js');
-const { loadModel } = await import('../src/model/model.js');
-const { generate } = await import('../src/engine/generate.js');
-const { benchPrompt } = await import('../src/engine/bench.js');
-const { ensureBenchModels } = await import('./models.js');
+import { ensureBenchModels } from './models.js';
 type SpeculativeOptions = import('../src/engine/scheduler.js').SpeculativeOptions;
 
 const models = argValue('--target') ? null : ensureBenchModels(['f32', 'q4_0']);
@@ -91,7 +83,7 @@ const configs = (T: number): Config[] => {
   return out;
 };
 
-interface Row {
+export interface Row {
   T: number;
   drafter: string;
   tree: string;
@@ -163,7 +155,7 @@ for (const T of [0, 0.6, 1.0]) {
 // Acceptance at equal tree size: 16 requests at once (different prompts and seeds), each through
 // its own binary tree, so every cell rests on a few hundred verified trees. Wall time is not the
 // point here; tokens per target pass is.
-interface Acc {
+export interface Acc {
   T: number;
   drafter: string;
   method: string;
