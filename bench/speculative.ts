@@ -35,25 +35,22 @@ const model = await loadModel(ctx, src, { maxContext: 512, maxBatch: 512, maxOut
 // Where a step's time goes: drafting (draftTrees) and the target's pass (run), summed.
 const timing = { draftMs: 0, runMs: 0, verifyMs: 0 };
 const runner = model.runner;
-const draftTrees = runner.draftTrees.bind(runner);
-const run = runner.run.bind(runner);
-runner.draftTrees = async (...a) => {
-  const t0 = performance.now();
-  try {
-    return await draftTrees(...a);
-  } finally {
-    timing.draftMs += performance.now() - t0;
-  }
-};
-runner.run = async (...a) => {
-  const t0 = performance.now();
-  try {
-    return await run(...a);
-  } finally {
-    timing.runMs += performance.now() - t0;
-    if (a[0].some((q) => q.spec)) timing.verifyMs += performance.now() - t0;
-  }
-};
+/** Wraps an async method so that its wall time is added by `add` (with the call's arguments). */
+function timed<A extends unknown[], R>(fn: (...a: A) => Promise<R>, add: (ms: number, a: A) => void): (...a: A) => Promise<R> {
+  return async (...a: A) => {
+    const t0 = performance.now();
+    try {
+      return await fn(...a);
+    } finally {
+      add(performance.now() - t0, a);
+    }
+  };
+}
+runner.draftTrees = timed(runner.draftTrees.bind(runner), (ms) => (timing.draftMs += ms));
+runner.run = timed(runner.run.bind(runner), (ms, a) => {
+  timing.runMs += ms;
+  if (a[0].some((q) => q.spec)) timing.verifyMs += ms;
+});
 const V = model.cfg.vocabSize;
 const SELF = `self-draft, 2 of ${model.cfg.numLayers} blocks`;
 // The bench prompt (cycled ids) for the model drafts; a phrase said four times for prompt lookup.

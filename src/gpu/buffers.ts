@@ -76,16 +76,3 @@ export function grid(workgroups: number, maxPerDim = 65535): [number, number] {
   const y = Math.ceil(workgroups / maxPerDim);
   return [Math.ceil(workgroups / y), y];
 }
-
-export async function readBuffer(device: GPUDevice, src: GPUBuffer, sizeBytes: number, offsetBytes = 0): Promise<ArrayBuffer> {
-  const size = align4(sizeBytes);
-  const staging = device.createBuffer({ size, usage: MAP_READ | COPY_DST });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(src, offsetBytes, staging, 0, size);
-  device.queue.submit([enc.finish()]);
-  await staging.mapAsync(1 /* GPUMapMode.READ */);
-  const out = staging.getMappedRange().slice(0, sizeBytes);
-  staging.unmap();
-  staging.destroy();
-  return out;
-}

@@ -3,8 +3,8 @@
 
 import { expect } from 'vitest';
 import { acquireNodeDevice } from '../../src/gpu/device-node.js';
-import type { GpuContext, GpuTuning } from '../../src/gpu/device.js';
-import { readBuffer, storageFrom } from '../../src/gpu/buffers.js';
+import { mapRead, type GpuContext, type GpuTuning } from '../../src/gpu/device.js';
+import { COPY_DST, MAP_READ, storageFrom } from '../../src/gpu/buffers.js';
 import type { KvPaging } from '../../src/kernels/attention.js';
 import type { RefToken } from '../../src/ref/attention.js';
 import { nodeMeta, type TreeShape } from '../../src/spec/tree.js';
@@ -50,11 +50,24 @@ export async function validated<T>(ctx: GpuContext, fn: () => T | Promise<T>): P
   return r;
 }
 
+/** The first `bytes` of `src` (a multiple of 4), through a staging buffer and the engine's own mapRead. */
+async function readBack(ctx: GpuContext, src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  const staging = ctx.device.createBuffer({ size: Math.max(4, bytes), usage: MAP_READ | COPY_DST });
+  const enc = ctx.device.createCommandEncoder();
+  enc.copyBufferToBuffer(src, 0, staging, 0, bytes);
+  ctx.device.queue.submit([enc.finish()]);
+  try {
+    await mapRead(ctx, staging);
+    return staging.getMappedRange().slice(0, bytes);
+  } finally {
+    staging.destroy();
+  }
+}
 export async function readF32(ctx: GpuContext, buf: GPUBuffer, n: number): Promise<Float32Array> {
-  return new Float32Array(await readBuffer(ctx.device, buf, n * 4));
+  return new Float32Array(await readBack(ctx, buf, n * 4));
 }
 export async function readU32(ctx: GpuContext, buf: GPUBuffer, n: number): Promise<Uint32Array> {
-  return new Uint32Array(await readBuffer(ctx.device, buf, n * 4));
+  return new Uint32Array(await readBack(ctx, buf, n * 4));
 }
 
 export { randn, rng } from '../fixtures/random.js';
