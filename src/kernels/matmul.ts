@@ -61,10 +61,16 @@ export class Matmul {
     // On CPU-backed adapters only M = 1 takes the matvec (matmul_regs dequantizes once for up to 8 tokens).
     this.barrierFree = ctx.tuning.barrierFree;
     const buckets = this.barrierFree ? [1] : MATVEC_BUCKETS;
-    const vecPipeline = (maxM: number): GPUComputePipeline =>
+    const vecVariant = (maxM: number): ['matmul-subgroups' | 'matmul', string, Record<string, number>] =>
       ctx.tuning.matvecSubgroups
-        ? ctx.pipelines.get('matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM })
-        : ctx.pipelines.get('matmul', 'matvec', { ...constants, MV_M: maxM, MV_TPR: ctx.tuning.matvecThreadsPerRow });
+        ? ['matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM }]
+        : ['matmul', 'matvec', { ...constants, MV_M: maxM, MV_TPR: ctx.tuning.matvecThreadsPerRow }];
+    const vecPipeline = (maxM: number): GPUComputePipeline => ctx.pipelines.get(...vecVariant(maxM));
+    // On a real GPU every bucket compiles in the background now, not at its first step (on an
+    // H100 the serving run's first 2-, 8- and 16-chat rows, each the first use of a bucket, had
+    // 0.12-0.17 s TTFT where 4 chats, reusing one, had 0.01-0.02 s). Not on CPU-backed adapters: the tests run the GPU variants on SwiftShader, where every
+    // background compile would compete with them for the cores.
+    if (!ctx.adapter.isFallback) for (const maxM of buckets) ctx.pipelines.prewarm(...vecVariant(maxM));
     // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
     this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 64 / ctx.tuning.matvecThreadsPerRow;
     this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_regs' : 'matmul_tiled', constants);
