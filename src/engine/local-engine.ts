@@ -3,6 +3,7 @@
 // To add an endpoint, implement it on top of run() (which owns the queue, stop strings and abort) and add it to Engine.
 
 import type { ChatCompletions, Completions, Engine } from '../api/engine.js';
+import { ChunkStream } from '../api/chunk-stream.js';
 import { EngineError } from '../api/errors.js';
 import type {
   ChatCompletion,
@@ -63,60 +64,6 @@ interface CacheUse {
   key: CacheKey;
   query: string;
   mayHit: boolean;
-}
-
-/** An async-iterable queue of chunks: the producer pushes as tokens arrive, the consumer awaits. */
-class ChunkQueue<T> implements AsyncIterable<T> {
-  private items: T[] = [];
-  private waiting: ((r: IteratorResult<T>) => void) | null = null;
-  private failWaiting: ((e: Error) => void) | null = null;
-  private done = false;
-  private error: Error | null = null;
-  private iterated = false;
-
-  constructor(private readonly onCancel: () => void) {}
-
-  push(item: T): void {
-    if (this.waiting) {
-      const w = this.waiting;
-      this.waiting = this.failWaiting = null;
-      w({ value: item, done: false });
-    } else this.items.push(item);
-  }
-
-  end(cause: unknown = null): void {
-    const error = cause === null || cause instanceof Error ? cause : new EngineError('GPU_ERROR', `Generation failed: ${JSON.stringify(cause)}`);
-    this.done = true;
-    this.error = error;
-    if (!this.waiting) return;
-    const w = this.waiting;
-    const f = this.failWaiting!;
-    this.waiting = this.failWaiting = null;
-    if (error !== null) f(error);
-    else w({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    if (this.iterated) throw new EngineError('BAD_REQUEST', 'A completion stream can be iterated only once.');
-    this.iterated = true;
-    return {
-      next: (): Promise<IteratorResult<T>> => {
-        const item = this.items.shift();
-        if (item !== undefined) return Promise.resolve({ value: item, done: false });
-        if (this.done) return this.error !== null ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve, reject) => {
-          this.waiting = resolve;
-          this.failWaiting = reject;
-        });
-      },
-      // `break` out of `for await`: stop generating (the request ends as an abort).
-      return: (): Promise<IteratorResult<T>> => {
-        if (!this.done) this.onCancel();
-        this.items = [];
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
-  }
 }
 
 /** What run() needs besides the prompt: resolved sampling settings. */
@@ -447,7 +394,7 @@ export class LocalEngine implements Engine {
     const onUserAbort = (): void => local.abort();
     if (user?.aborted) local.abort();
     else user?.addEventListener('abort', onUserAbort, { once: true });
-    const queue = new ChunkQueue<C>(() => local.abort());
+    const queue = new ChunkStream<C>(() => local.abort());
     if (make.first) queue.push(make.first());
     let emitted = '';
     this.run({

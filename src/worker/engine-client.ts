@@ -2,6 +2,7 @@
 // A new endpoint adds a RequestOp (wire.ts, served by worker.ts runRequest()) and a create() here built on call().
 
 import type { ChatCompletions, Completions, Engine } from '../api/engine.js';
+import { ChunkStream } from '../api/chunk-stream.js';
 import { EngineError } from '../api/errors.js';
 import type {
   ChatCompletion,
@@ -46,58 +47,6 @@ export interface WorkerBackedEngine extends Engine {
 export interface CreateEngineOptions {
   /** A worker already running worker.ts (e.g. from a bundler's worker import); default: a new one. */
   worker?: Worker;
-}
-
-/** Streamed chunks on the main thread: the worker's batches go in, the caller's `for await` takes them out. */
-class ChunkStream<C> implements AsyncIterable<C> {
-  private items: C[] = [];
-  private waiting: { resolve: (r: IteratorResult<C>) => void; reject: (e: Error) => void } | null = null;
-  private done = false;
-  private error: Error | null = null;
-  private iterated = false;
-
-  constructor(private readonly onCancel: () => void) {}
-
-  pushAll(chunks: readonly C[]): void {
-    if (this.done) return;
-    for (const c of chunks) {
-      const w = this.waiting;
-      if (w) {
-        this.waiting = null;
-        w.resolve({ value: c, done: false });
-      } else this.items.push(c);
-    }
-  }
-
-  end(cause: unknown = null): void {
-    if (this.done) return;
-    this.done = true;
-    this.error = cause === null || cause instanceof Error ? cause : new EngineError('GPU_ERROR', `Generation failed: ${JSON.stringify(cause)}`);
-    const w = this.waiting;
-    this.waiting = null;
-    if (!w) return;
-    if (this.error !== null) w.reject(this.error);
-    else w.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<C> {
-    if (this.iterated) throw new EngineError('BAD_REQUEST', 'A completion stream can be iterated only once.');
-    this.iterated = true;
-    return {
-      next: (): Promise<IteratorResult<C>> => {
-        if (this.items.length > 0) return Promise.resolve({ value: this.items.shift()!, done: false });
-        if (this.done) return this.error !== null ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
-      },
-      // `break` out of `for await`: stop the request in the worker (it ends as an abort there).
-      return: (): Promise<IteratorResult<C>> => {
-        if (!this.done) this.onCancel();
-        this.done = true;
-        this.items = [];
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
-  }
 }
 
 /** The request parameters hearth takes on the main thread but not across the boundary. */
