@@ -53,6 +53,24 @@ runner.run = timed(runner.run.bind(runner), (ms, a) => {
 });
 const V = model.cfg.vocabSize;
 const SELF = `self-draft, 2 of ${model.cfg.numLayers} blocks`;
+const jsonPath = argValue('--json');
+/** The rows so far as JSON (--json): after every row, so a run cut short by a time limit keeps what it measured. */
+function saveJson(complete: boolean): void {
+  if (!jsonPath) return;
+  const doc = {
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    adapter: describeAdapter(ctx.adapter),
+    target: targetPath.replace(REPO + '/', ''),
+    draft: draftPath.replace(REPO + '/', ''),
+    tokens: TOKENS,
+    rounds: ROUNDS,
+    complete,
+    rows,
+    acc,
+  };
+  writeFileSync(jsonPath, JSON.stringify(doc, null, 1));
+}
 // The bench prompt (cycled ids) for the model drafts; a phrase said four times for prompt lookup.
 const plainPrompt = benchPrompt(V, 64);
 const phrase = benchPrompt(V, 12).map((t, i) => 3 + ((t * 31 + i) % (V - 3)));
@@ -96,6 +114,8 @@ export interface Row {
   verifyMs: number;
 }
 const rows: Row[] = [];
+/** The acceptance table's cells (declared here: saveJson() writes both tables after every row). */
+const acc: Acc[] = [];
 await generate(model, { promptTokens: plainPrompt, maxTokens: 4, temperature: 0, ignoreEog: true });
 for (const T of [0, 0.6, 1.0]) {
   for (const c of configs(T)) {
@@ -147,6 +167,7 @@ for (const T of [0, 0.6, 1.0]) {
       verifyMs: verifyMs / ROUNDS,
     });
     process.stderr.write(`${JSON.stringify(rows.at(-1))}\n`);
+    saveJson(false);
   }
 }
 // Acceptance at equal tree size: 16 requests at once (different prompts and seeds), each through
@@ -159,7 +180,6 @@ export interface Acc {
   perPass: number;
   steps: number;
 }
-const acc: Acc[] = [];
 for (const T of [0.6, 1.0])
   for (const [drafter, draft] of [
     ['Q4_0 draft model', 'model'],
@@ -185,6 +205,7 @@ for (const T of [0.6, 1.0])
       const steps = after.verifySteps - before.verifySteps;
       acc.push({ T, drafter, method, steps, perPass: (after.acceptedDraftTokens - before.acceptedDraftTokens + steps) / steps });
       process.stderr.write(`${JSON.stringify(acc.at(-1))}\n`);
+      saveJson(false);
     }
 model.destroy();
 await src.close?.();
@@ -244,25 +265,6 @@ const section = [
   'Command: `npx tsx bench/speculative.ts --write`.',
 ].join('\n');
 process.stdout.write(section + '\n');
-const jsonPath = argValue('--json');
-if (jsonPath)
-  writeFileSync(
-    jsonPath,
-    JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        machine: m,
-        adapter: describeAdapter(ctx.adapter),
-        target: rel(targetPath),
-        draft: rel(draftPath),
-        tokens: TOKENS,
-        rounds: ROUNDS,
-        rows,
-        acc,
-      },
-      null,
-      1,
-    ),
-  );
+saveJson(true);
 if (process.argv.includes('--write')) writeBenchmarksSection('speculative', section);
 process.exit(rows.every((r) => r.identical !== false) ? 0 : 1);
