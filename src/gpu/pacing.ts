@@ -5,10 +5,27 @@
 // the map was requested after most of the step had run. The pacer learns, per kind of submission,
 // how long submit → mapped takes, and delays the map until `fraction` of that has passed; it
 // learns downwards when it waited too long (the measured time is then the wait plus a little).
+//
+// A key may end in `:<units>` (a step's token count): a key not seen yet then borrows a lower bound
+// from the keys of the same kind that were. A step of more tokens costs at least what one of fewer
+// did, and at least its pro-rata share of one of more (a step's cost has a fixed part). Without
+// that, every prefill of a new prompt length mapped at once and spun a core for its whole run:
+// on 2 cores a 40-token prefill of the Q4_0 bench model took 350-530 ms that way against
+// 200-256 ms paced.
+
+/** `kind:units` → [kind, units]; keys without a numeric last segment have no units. */
+function splitKey(key: string): [string, number] | null {
+  const i = key.lastIndexOf(':');
+  if (i < 0) return null;
+  const units = Number(key.slice(i + 1));
+  return Number.isInteger(units) && units > 0 ? [key.slice(0, i), units] : null;
+}
 
 /** Paces readbacks of repeated submissions; a disabled pacer never delays (browsers, real GPUs). */
 export class ReadbackPacer {
   private readonly expectedMs = new Map<string, number>();
+  /** Learned times by kind, then units (the keys that end in `:<units>`). */
+  private readonly byKind = new Map<string, Map<number, number>>();
 
   constructor(
     readonly enabled: boolean,
@@ -20,7 +37,7 @@ export class ReadbackPacer {
   /** How long to wait before mapping the results of a `key` submission made at `submittedAt` (performance.now()). */
   delayMs(key: string, submittedAt: number, now = performance.now()): number {
     if (!this.enabled) return 0;
-    const e = this.expectedMs.get(key);
+    const e = this.expectedMs.get(key) ?? this.bound(key);
     if (e === undefined) return 0;
     const wait = e * this.fraction - (now - submittedAt);
     return wait >= this.minWaitMs ? wait : 0;
@@ -37,7 +54,27 @@ export class ReadbackPacer {
     if (!this.enabled) return;
     const ms = now - submittedAt;
     const e = this.expectedMs.get(key);
-    this.expectedMs.set(key, e === undefined ? ms : e + 0.3 * (ms - e));
+    const next = e === undefined ? ms : e + 0.3 * (ms - e);
+    this.expectedMs.set(key, next);
+    const ku = splitKey(key);
+    if (ku) {
+      let units = this.byKind.get(ku[0]);
+      if (!units) this.byKind.set(ku[0], (units = new Map<number, number>()));
+      units.set(ku[1], next);
+    }
+  }
+
+  /** A lower bound on an unseen `kind:units` key's time from the seen keys of its kind (undefined without any). */
+  bound(key: string): number | undefined {
+    const ku = splitKey(key);
+    const known = ku ? this.byKind.get(ku[0]) : undefined;
+    if (!ku || !known) return undefined;
+    let best: number | undefined;
+    for (const [u, ms] of known) {
+      const b = u <= ku[1] ? ms : (ms * ku[1]) / u;
+      if (best === undefined || b > best) best = b;
+    }
+    return best;
   }
 
   /** The learned submit → mapped time of `key`, in ms (undefined before its first readback). */

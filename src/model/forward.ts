@@ -435,7 +435,7 @@ export class ModelRunner {
     if (sampleWords > 0) enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, sampleWords * 4);
     if (verifyWords > 0) enc.copyBufferToBuffer(this.specState!.kernels.outBuffer, 0, this.staging, sampleWords * 4, verifyWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const out = await this.stagingRead(this.staging, sampleWords + verifyWords, this.pacer.enabled ? `step:${n}:${outs}` : '');
+    const out = await this.stagingRead(this.staging, sampleWords + verifyWords, this.pacer.enabled ? `step:${outs}:${n}` : '');
     checkDevice(this.ctx);
     const f = new Float32Array(out.buffer);
     const rowResult = (q: StepSeq, row: number, token = out[row * SAMPLE_OUT_WORDS]!, logprob = f[row * SAMPLE_OUT_WORDS + 1]!): StepResult => {
@@ -651,7 +651,7 @@ export class ModelRunner {
     const enc = this.ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(st.kernels.nodesBuffer, 0, st.staging, 0, nodeWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const words = await this.stagingRead(st.staging, nodeWords, this.pacer.enabled ? `draft:${total}:${layers}` : '');
+    const words = await this.stagingRead(st.staging, nodeWords, this.pacer.enabled ? `draft:${layers}:${total}` : '');
     checkDevice(this.ctx);
     const tokens = jobs.map((j, k) => j.shape.parents.map((_, i) => (i === 0 ? j.root : words[(st.kernels.nodeBase(k) + i) * NODE_WORDS]!)));
     return jobs.map((j, k) => ({ tokens: tokens[k]!, qRows: j.shape.parents.map((_, i) => qOff[k]! + i) }));

@@ -25,6 +25,27 @@ describe('ReadbackPacer', () => {
     expect(p.delayMs('step:8:8', 2000, 2000)).toBe(0);
   });
 
+  it('an unseen token count borrows a lower bound from its kind: what fewer tokens took, a pro-rata share of more', () => {
+    const p = new ReadbackPacer(true);
+    p.record('step:1:40', 0, 200);
+    // 41 tokens cost at least what 40 did.
+    expect(p.bound('step:1:41')).toBe(200);
+    expect(p.delayMs('step:1:41', 1000, 1000)).toBeCloseTo(160, 9);
+    p.record('step:1:256', 0, 1000);
+    // 100 tokens: at least 40's 200 ms and at least 100/256 of 256's 1000 ms; the larger bound holds.
+    expect(p.bound('step:1:100')).toBeCloseTo((1000 * 100) / 256, 9);
+    expect(p.bound('step:1:20')).toBeCloseTo((200 * 20) / 40, 9);
+    // Another kind (8 output rows), or a key without a token count, borrows nothing.
+    expect(p.bound('step:8:41')).toBeUndefined();
+    expect(p.delayMs('step:8:41', 1000, 1000)).toBe(0);
+    p.record('pass', 0, 50);
+    expect(p.bound('pass')).toBeUndefined();
+    expect(p.delayMs('other', 1000, 1000)).toBe(0);
+    // A key seen once uses its own time, not the bound.
+    p.record('step:1:100', 0, 300);
+    expect(p.delayMs('step:1:100', 1000, 1000)).toBeCloseTo(240, 9);
+  });
+
   it('follows a changing step time, downwards too, smoothed', () => {
     const p = new ReadbackPacer(true);
     p.record('k', 0, 100);
