@@ -6,12 +6,18 @@
 // how long submit → mapped takes, and delays the map until `fraction` of that has passed; it
 // learns downwards when it waited too long (the measured time is then the wait plus a little).
 //
-// A key may end in `:<units>` (a step's token count): a key not seen yet then borrows a lower bound
-// from the keys of the same kind that were. A step of more tokens costs at least what one of fewer
-// did, and at least its pro-rata share of one of more (a step's cost has a fixed part). Without
-// that, every prefill of a new prompt length mapped at once and spun a core for its whole run:
-// on 2 cores a 40-token prefill of the Q4_0 bench model took 350-530 ms that way against
+// A key may end in `:<units>` (a step's token count): a key not seen yet then borrows an estimate
+// from the keys of the same kind that were: a step of more tokens costs at least what one of fewer
+// did, and at least its pro-rata share of one of more (a step's cost has a fixed part). That holds
+// only when the rest of the work is alike, so the caller puts what else drives the cost into the
+// kind (the forward pass: output rows and a context bucket), and a borrowed estimate is used at
+// BORROWED of its value: waiting too long costs latency, mapping early only a spinning core.
+// Without it, every prefill of a new prompt length mapped at once and spun a core for its whole
+// run: on 2 cores a 40-token prefill of the Q4_0 bench model took 350-530 ms that way against
 // 200-256 ms paced.
+
+/** The share of a borrowed (unseen key's) estimate that is trusted. */
+const BORROWED = 0.6;
 
 /** `kind:units` → [kind, units]; keys without a numeric last segment have no units. */
 function splitKey(key: string): [string, number] | null {
@@ -37,7 +43,9 @@ export class ReadbackPacer {
   /** How long to wait before mapping the results of a `key` submission made at `submittedAt` (performance.now()). */
   delayMs(key: string, submittedAt: number, now = performance.now()): number {
     if (!this.enabled) return 0;
-    const e = this.expectedMs.get(key) ?? this.bound(key);
+    const seen = this.expectedMs.get(key);
+    const borrowed = seen === undefined ? this.bound(key) : undefined;
+    const e = seen ?? (borrowed === undefined ? undefined : borrowed * BORROWED);
     if (e === undefined) return 0;
     const wait = e * this.fraction - (now - submittedAt);
     return wait >= this.minWaitMs ? wait : 0;

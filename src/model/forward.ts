@@ -152,6 +152,8 @@ export class ModelRunner {
   private readonly buffers: GPUBuffer[] = [];
   /** When to request each step's readback (gpu/pacing.ts); a no-op unless ctx.paceReadbacks. */
   private readonly pacer: ReadbackPacer;
+  /** Steps submitted since the last readback without one of their own (prefill chunks before the last). */
+  private unreadSteps = 0;
   /** Bytes of GPU memory for activations and the KV cache. */
   readonly runtimeBytes: number;
   // Host-side copies of the per-step inputs, reused so a step allocates nothing.
@@ -423,6 +425,7 @@ export class ModelRunner {
     this.encodeForward(enc, n, outs);
     if (outs === 0) {
       this.ctx.device.queue.submit([enc.finish()]);
+      this.unreadSteps++;
       return seqs.map(() => null);
     }
     const pass = enc.beginComputePass();
@@ -435,7 +438,7 @@ export class ModelRunner {
     if (sampleWords > 0) enc.copyBufferToBuffer(this.sampleOut, 0, this.staging, 0, sampleWords * 4);
     if (verifyWords > 0) enc.copyBufferToBuffer(this.specState!.kernels.outBuffer, 0, this.staging, sampleWords * 4, verifyWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const out = await this.stagingRead(this.staging, sampleWords + verifyWords, this.pacer.enabled ? `step:${outs}:${n}` : '');
+    const out = await this.stagingRead(this.staging, sampleWords + verifyWords, this.pacer.enabled ? this.paceKey(seqs, n, outs) : '');
     checkDevice(this.ctx);
     const f = new Float32Array(out.buffer);
     const rowResult = (q: StepSeq, row: number, token = out[row * SAMPLE_OUT_WORDS]!, logprob = f[row * SAMPLE_OUT_WORDS + 1]!): StepResult => {
@@ -459,14 +462,29 @@ export class ModelRunner {
     });
   }
 
+  /**
+   * The pacing key of a step: its output rows and the power-of-two bucket of its longest context
+   * (attention grows with it: a 44-token step after a 1,000-token prefix costs several times one at
+   * the start), then its token count, the units an unseen key borrows a bound by (gpu/pacing.ts).
+   */
+  private paceKey(seqs: readonly StepSeq[], n: number, outs: number): string {
+    let end = 0;
+    for (const q of seqs) end = Math.max(end, q.startPos + q.tokens.length);
+    return `step:${outs}:c${Math.floor(Math.log2(end + 1))}:${n}`;
+  }
+
   /** Read `words` back from `buf` after the submission just made, whose kind `key` names for pacing ('' when the pacer is off: no string per step). */
   private async stagingRead(buf: GPUBuffer, words: number, key: string): Promise<Uint32Array> {
     const paced = this.pacer.enabled;
     const submittedAt = paced ? performance.now() : 0;
+    // Steps submitted without a readback (prefill chunks before the last) run first, so this wait
+    // is theirs too: it is not learned as this key's time (the estimate is still a lower bound).
+    const alone = this.unreadSteps === 0;
+    this.unreadSteps = 0;
     // Off, the step's readback waits on nothing else (no extra promise or microtask per token).
     if (paced) await this.pacer.beforeMap(key, submittedAt);
     await mapRead(this.ctx, buf, 0, words * 4);
-    if (paced) this.pacer.record(key, submittedAt);
+    if (paced && alone) this.pacer.record(key, submittedAt);
     const out = new Uint32Array(buf.getMappedRange(0, words * 4).slice(0));
     buf.unmap();
     return out;

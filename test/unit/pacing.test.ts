@@ -25,12 +25,12 @@ describe('ReadbackPacer', () => {
     expect(p.delayMs('step:8:8', 2000, 2000)).toBe(0);
   });
 
-  it('an unseen token count borrows a lower bound from its kind: what fewer tokens took, a pro-rata share of more', () => {
+  it('an unseen token count borrows an estimate from its kind: what fewer tokens took, a pro-rata share of more', () => {
     const p = new ReadbackPacer(true);
     p.record('step:1:40', 0, 200);
-    // 41 tokens cost at least what 40 did.
+    // 41 tokens cost at least what 40 did; a borrowed estimate is trusted at 60 %, then 80 % of that is waited.
     expect(p.bound('step:1:41')).toBe(200);
-    expect(p.delayMs('step:1:41', 1000, 1000)).toBeCloseTo(160, 9);
+    expect(p.delayMs('step:1:41', 1000, 1000)).toBeCloseTo(200 * 0.6 * 0.8, 9);
     p.record('step:1:256', 0, 1000);
     // 100 tokens: at least 40's 200 ms and at least 100/256 of 256's 1000 ms; the larger bound holds.
     expect(p.bound('step:1:100')).toBeCloseTo((1000 * 100) / 256, 9);
