@@ -46,6 +46,8 @@ export interface GpuRun {
   failures: { what: string; error: string }[];
   /** Dawn's bounds checks on, as in a web page (--robust). */
   robust?: boolean;
+  /** node-llama-cpp's version, where llama.cpp ran. */
+  node_llama_cpp?: string;
 }
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -138,6 +140,7 @@ async function run(): Promise<void> {
           log,
         );
         out.llama.push(...r.results);
+        out.node_llama_cpp = r.node_llama_cpp;
       } catch (e) {
         out.failures.push({ what: `llama.cpp ${gpu}`, error: msg(e) });
         log(`llama.cpp ${gpu} failed: ${msg(e).slice(0, 2000)}`);
@@ -257,7 +260,7 @@ function report(dir: string): string {
   const rel = relative(REPO, dir);
   const L: string[] = [];
   L.push(
-    `Measured on a lent **${device}** (${base.machine.cpu}, ${base.machine.memory_gib.toFixed(0)} GiB) on ${base.date.slice(0, 10)}, commit ${base.machine.git}, by \`bench/device/run.sh main\` (packed by \`bench/device/pack.sh\`): hearth in Node through Dawn on NVIDIA’s Vulkan driver (robustness off unless said), llama.cpp’s Vulkan build (node-llama-cpp ${nodeLlamaCppVersion()}, every layer on the GPU) on the same GGUF files, in one run. Prompt ${base.prompt_tokens} tokens in one batch, then ${base.decode_tokens} greedy decode steps. Ceilings: hearth’s WGSL probes on the same adapter (1 GiB streaming read; a 2048² f32 matmul without matrix units, which WebGPU does not expose; on this GPU the prefill kernel now beats that probe, so its “% of matmul ceiling” passes 100 % and the probe is a floor, not a ceiling). The raw files are in \`${rel}/\`; this section is \`npx tsx bench/gpu.ts --report ${rel}${argValue('--device') ? ` --device '${argValue('--device')}'` : ''} --write\`.`,
+    `Measured on a lent **${device}** (${base.machine.cpu}, ${base.machine.memory_gib.toFixed(0)} GiB) on ${base.date.slice(0, 10)}, commit ${base.machine.git}, by \`bench/device/run.sh main\` (packed by \`bench/device/pack.sh\`): hearth in Node through Dawn on NVIDIA’s Vulkan driver (robustness off unless said), llama.cpp’s Vulkan build (node-llama-cpp ${base.node_llama_cpp ?? nodeLlamaCppVersion()}, every layer on the GPU) on the same GGUF files, in one run. Prompt ${base.prompt_tokens} tokens in one batch, then ${base.decode_tokens} greedy decode steps. Ceilings: hearth’s WGSL probes on the same adapter (1 GiB streaming read; a 2048² f32 matmul without matrix units, which WebGPU does not expose; on this GPU the prefill kernel now beats that probe, so its “% of matmul ceiling” passes 100 % and the probe is a floor, not a ceiling). The raw files are in \`${rel}/\`; this section is \`npx tsx bench/gpu.ts --report ${rel}${argValue('--device') ? ` --device '${argValue('--device')}'` : ''} --write\`.`,
     '',
   );
   const cuda = readRun<GpuRun>(dir, first, 'gpu-cuda-small.json');
