@@ -313,15 +313,22 @@ function report(dir: string): string {
     L.push(
       `**Before and after** (${first}: commit ${b.machine.git}; ${last}: ${large.machine.git}; same machine kind, same files): the matvec now takes up to 16 tokens (it took 4, so batched decode and verify passes of 5–15 tokens fell to the 64×64 tiled kernel), decode attention is split over the key chunks (flash-decoding; a decode step had only 16 workgroups), and the tiled matmul’s workgroup rows are padded against a 16-way bank conflict.`,
       '',
-      '| large model | prefill tok/s before → after | decode tok/s before → after |',
-      '|---|---:|---:|',
+      '| large model | prefill tok/s before → after | decode tok/s before → after | decode GPU ms / step before → after | prefill GPU ms before → after |',
+      '|---|---:|---:|---:|---:|',
     );
+    const gpuMs = (k: KernelTimeRow[] | undefined): string => (k ?? []).reduce((a, x) => a + x.ms, 0).toFixed(2);
     for (const h of large.hearth) {
       const o = b.hearth.find((x) => x.type === h.type);
       if (o)
-        L.push(`| ${h.type} | ${f0(o.prefill_tokens_per_s)} → ${f0(h.prefill_tokens_per_s)} | ${f0(o.decode_tokens_per_s)} → ${f0(h.decode_tokens_per_s)} |`);
+        L.push(
+          `| ${h.type} | ${f0(o.prefill_tokens_per_s)} → ${f0(h.prefill_tokens_per_s)} | ${f0(o.decode_tokens_per_s)} → ${f0(h.decode_tokens_per_s)} | ${gpuMs(o.profile?.decode)} → ${gpuMs(h.profile?.decode)} | ${gpuMs(o.profile?.prefill)} → ${gpuMs(h.profile?.prefill)} |`,
+        );
     }
-    L.push('');
+    L.push(
+      '',
+      `(${first}'s GPU times are sums of timestamps that Dawn rounded to 65.5 µs; ${last}'s are unrounded. One run's wall clock is noisy: see the run-to-run table.)`,
+      '',
+    );
   }
   const serving = readRun<ServingFile>(dir, last, 'serving.json');
   const servingBefore = readRun<ServingFile>(dir, first, 'serving.json');
