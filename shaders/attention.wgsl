@@ -75,12 +75,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let qb = m * q_stride() + h * hd;
   let ob = (m * p.numHeads + h) * hd;
   let vec4Keys = (hd & 3u) == 0u;
-  for (var d = t; d < hd; d += WG) { qs[d] = Q[qb + d] * p.scale; }
-  workgroupBarrier();
   if (vec4Keys) {
-    for (var d4 = t; d4 < hd / 4u; d4 += WG) { qs4[d4] = vec4<f32>(qs[4u * d4], qs[4u * d4 + 1u], qs[4u * d4 + 2u], qs[4u * d4 + 3u]); }
-    workgroupBarrier();
+    for (var d4 = t; d4 < hd / 4u; d4 += WG) {
+      let b = qb + 4u * d4;
+      qs4[d4] = vec4<f32>(Q[b], Q[b + 1u], Q[b + 2u], Q[b + 3u]) * p.scale;
+    }
+  } else {
+    for (var d = t; d < hd; d += WG) { qs[d] = Q[qb + d] * p.scale; }
   }
+  workgroupBarrier();
 
   let tm = tokMeta[m];
   let nKeys = tm.z + 1u; // causal: keys 0 ..= own slot (key 0 is always visible)

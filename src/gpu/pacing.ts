@@ -19,19 +19,17 @@
 /** The share of a borrowed (unseen key's) estimate that is trusted. */
 const BORROWED = 0.6;
 
-/** `kind:units` → [kind, units]; keys without a numeric last segment have no units. */
-function splitKey(key: string): [string, number] | null {
+/** `kind:units` → [kind, units]; a key without a numeric last segment is a kind of its own (units 0). */
+function splitKey(key: string): [string, number] {
   const i = key.lastIndexOf(':');
-  if (i < 0) return null;
-  const units = Number(key.slice(i + 1));
-  return Number.isInteger(units) && units > 0 ? [key.slice(0, i), units] : null;
+  const units = i < 0 ? NaN : Number(key.slice(i + 1));
+  return Number.isInteger(units) && units > 0 ? [key.slice(0, i), units] : [key, 0];
 }
 
 /** Paces readbacks of repeated submissions; a disabled pacer never delays (browsers, real GPUs). */
 export class ReadbackPacer {
-  private readonly expectedMs = new Map<string, number>();
-  /** Learned times by kind, then units (the keys that end in `:<units>`). */
-  private readonly byKind = new Map<string, Map<number, number>>();
+  /** Learned submit → mapped times by kind, then units. */
+  private readonly learned = new Map<string, Map<number, number>>();
 
   constructor(
     readonly enabled: boolean,
@@ -43,7 +41,7 @@ export class ReadbackPacer {
   /** How long to wait before mapping the results of a `key` submission made at `submittedAt` (performance.now()). */
   delayMs(key: string, submittedAt: number, now = performance.now()): number {
     if (!this.enabled) return 0;
-    const seen = this.expectedMs.get(key);
+    const seen = this.expected(key);
     const borrowed = seen === undefined ? this.bound(key) : undefined;
     const e = seen ?? (borrowed === undefined ? undefined : borrowed * BORROWED);
     if (e === undefined) return 0;
@@ -61,25 +59,21 @@ export class ReadbackPacer {
   record(key: string, submittedAt: number, now = performance.now()): void {
     if (!this.enabled) return;
     const ms = now - submittedAt;
-    const e = this.expectedMs.get(key);
-    const next = e === undefined ? ms : e + 0.3 * (ms - e);
-    this.expectedMs.set(key, next);
-    const ku = splitKey(key);
-    if (ku) {
-      let units = this.byKind.get(ku[0]);
-      if (!units) this.byKind.set(ku[0], (units = new Map<number, number>()));
-      units.set(ku[1], next);
-    }
+    const [kind, units] = splitKey(key);
+    let byUnits = this.learned.get(kind);
+    if (!byUnits) this.learned.set(kind, (byUnits = new Map<number, number>()));
+    const e = byUnits.get(units);
+    byUnits.set(units, e === undefined ? ms : e + 0.3 * (ms - e));
   }
 
   /** A lower bound on an unseen `kind:units` key's time from the seen keys of its kind (undefined without any). */
   bound(key: string): number | undefined {
-    const ku = splitKey(key);
-    const known = ku ? this.byKind.get(ku[0]) : undefined;
-    if (!ku || !known) return undefined;
+    const [kind, units] = splitKey(key);
+    const known = units > 0 ? this.learned.get(kind) : undefined;
+    if (!known) return undefined;
     let best: number | undefined;
     for (const [u, ms] of known) {
-      const b = u <= ku[1] ? ms : (ms * ku[1]) / u;
+      const b = u <= units ? ms : (ms * units) / u;
       if (best === undefined || b > best) best = b;
     }
     return best;
@@ -87,6 +81,7 @@ export class ReadbackPacer {
 
   /** The learned submit → mapped time of `key`, in ms (undefined before its first readback). */
   expected(key: string): number | undefined {
-    return this.expectedMs.get(key);
+    const [kind, units] = splitKey(key);
+    return this.learned.get(kind)?.get(units);
   }
 }

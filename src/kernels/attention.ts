@@ -37,6 +37,16 @@ export function attentionSplits(numTokens: number, numHeads: number): number {
   return Math.max(1, Math.min(MAX_SPLITS, Math.floor(MAX_PARTS / pairs)));
 }
 
+/**
+ * The split-K partials (2 floats of softmax state for each of MAX_PARTS, then their output rows),
+ * or null on CPU-backed adapters, which never split. The layers of a forward pass run one after
+ * another, so they share one buffer (the runner makes it, and destroys it with the model).
+ */
+export function attentionPartials(ctx: GpuContext, headDim: number): GPUBuffer | null {
+  if (ctx.tuning.barrierFree) return null;
+  return ctx.device.createBuffer({ label: 'attention.partials', size: 4 * (2 * MAX_PARTS + MAX_PARTS * headDim), usage: GPUBufferUsage.STORAGE });
+}
+
 export class Attention {
   private readonly bg: GPUBindGroup;
   private readonly pipeline: GPUComputePipeline;
@@ -55,6 +65,8 @@ export class Attention {
     paging: KvPaging,
     /** Row stride of Q in elements (default numHeads * headDim; a fused qkv row is wider). */
     qStride = 0,
+    /** attentionPartials() of this headDim, shared by the layers; made here when absent (kernel tests). */
+    partials?: GPUBuffer | null,
   ) {
     const params = uniformFrom(
       ctx.device,
@@ -63,10 +75,7 @@ export class Attention {
     );
     this.barrierFree = ctx.tuning.barrierFree;
     this.pipeline = ctx.pipelines.get('attention', this.barrierFree ? 'attend_rows' : 'main');
-    // Split-K partials: 2 floats of softmax state for each of MAX_PARTS, then their output rows.
-    const part = this.barrierFree
-      ? null
-      : ctx.device.createBuffer({ label: 'attention.part', size: 4 * (2 * MAX_PARTS + MAX_PARTS * headDim), usage: GPUBufferUsage.STORAGE });
+    const part = partials === undefined ? attentionPartials(ctx, headDim) : partials;
     this.bg = ctx.device.createBindGroup({
       layout: this.pipeline.getBindGroupLayout(0),
       entries: [

@@ -36,8 +36,9 @@ export interface MatmulOptions {
 
 export class Matmul {
   private readonly params: GPUBuffer;
-  /** Matvec buckets: vec[i] takes M <= vec[i].maxM; its pipeline and bind group are made on first use. */
-  private readonly vec: { maxM: number; get: () => { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } }[];
+  /** Matvec buckets: the first with M <= maxM takes a step; its pipeline and bind group are made on first use. */
+  private readonly vec: { maxM: number; made: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null }[];
+  private readonly makeVec: (maxM: number) => { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup };
   private readonly bgTiled: GPUBindGroup;
   private readonly pTiled: GPUComputePipeline;
   private readonly rowsPerWorkgroup: number;
@@ -65,11 +66,11 @@ export class Matmul {
       ctx.tuning.matvecSubgroups
         ? ['matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM }]
         : ['matmul', 'matvec', { ...constants, MV_M: maxM, MV_TPR: ctx.tuning.matvecThreadsPerRow }];
-    const vecPipeline = (maxM: number): GPUComputePipeline => ctx.pipelines.get(...vecVariant(maxM));
     // On a real GPU every bucket compiles in the background now, not at its first step (on an
     // H100 the serving run's first 2-, 8- and 16-chat rows, each the first use of a bucket, had
-    // 0.12-0.17 s TTFT where 4 chats, reusing one, had 0.01-0.02 s). Not on CPU-backed adapters: the tests run the GPU variants on SwiftShader, where every
-    // background compile would compete with them for the cores.
+    // 0.12-0.17 s TTFT where 4 chats, reusing one, had 0.01-0.02 s). Not on CPU-backed adapters:
+    // the tests run the GPU variants on SwiftShader, where every background compile would compete
+    // with them for the cores.
     if (!ctx.adapter.isFallback) for (const maxM of buckets) ctx.pipelines.prewarm(...vecVariant(maxM));
     // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
     this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 64 / ctx.tuning.matvecThreadsPerRow;
@@ -89,17 +90,11 @@ export class Matmul {
           ...(vec4Weights ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
         ],
       });
-    this.vec = buckets.map((maxM) => {
-      let made: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null = null;
-      const get = (): { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } => {
-        if (!made) {
-          const pipeline = vecPipeline(maxM);
-          made = { pipeline, bindGroup: bindGroup(pipeline, true) };
-        }
-        return made;
-      };
-      return { maxM, get };
-    });
+    this.vec = buckets.map((maxM) => ({ maxM, made: null }));
+    this.makeVec = (maxM) => {
+      const pipeline = ctx.pipelines.get(...vecVariant(maxM));
+      return { pipeline, bindGroup: bindGroup(pipeline, true) };
+    };
     this.bgTiled = bindGroup(this.pTiled, this.barrierFree);
   }
 
@@ -108,7 +103,7 @@ export class Matmul {
     const M = this.opts.mFixed ?? numTokens;
     const bucket = this.vec.find((v) => M <= v.maxM);
     if (bucket) {
-      const vec = bucket.get();
+      const vec = (bucket.made ??= this.makeVec(bucket.maxM));
       pass.setPipeline(vec.pipeline);
       pass.setBindGroup(0, vec.bindGroup);
       const [gx, gy] = grid(Math.ceil(this.w.N / this.rowsPerWorkgroup));

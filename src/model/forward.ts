@@ -9,7 +9,7 @@ import { EngineError } from '../api/errors.js';
 import { checkDevice, mapRead, type GpuContext } from '../gpu/device.js';
 import { ReadbackPacer } from '../gpu/pacing.js';
 import { COPY_DST, MAP_READ, StepUniform, storageBuffer } from '../gpu/buffers.js';
-import { Attention, type KvPaging } from '../kernels/attention.js';
+import { Attention, attentionPartials, type KvPaging } from '../kernels/attention.js';
 import { SwiGluSplit } from '../kernels/elementwise.js';
 import { GatherRows, Matmul } from '../kernels/matmul.js';
 import { RmsNorm } from '../kernels/rms-norm.js';
@@ -215,6 +215,8 @@ export class ModelRunner {
     const s = this.step.buffer;
     this.embed = new GatherRows(ctx, w.tokEmbd, this.tokenIds, x, s);
     this.qkvWidthKv = KVH * HD;
+    const partials = attentionPartials(ctx, HD);
+    if (partials) this.buffers.push(partials);
     this.layers = w.layers.map((lw, i) => {
       const kCache = buf(NB * BS * KVH * HD, `kCache.${i}`); // [numBlocks * blockSize, KVH, HD] f32
       const vCache = buf(NB * BS * KVH * HD, `vCache.${i}`); // [numBlocks * blockSize, KVH, HD] f32
@@ -226,7 +228,7 @@ export class ModelRunner {
         attnNorm: new RmsNorm(ctx, x, lw.attnNorm, xn, s, D, cfg.rmsEps),
         qkv: lw.qkv.map(into(qkv, qkvWidth)),
         ropeQkv: new RopeQkv(ctx, qkv, rope, s, kCache, vCache, H, KVH, HD, ropeCfg, paging),
-        attn: new Attention(ctx, qkv, kCache, vCache, attnOut, s, H, KVH, HD, paging, qkvWidth),
+        attn: new Attention(ctx, qkv, kCache, vCache, attnOut, s, H, KVH, HD, paging, qkvWidth, partials),
         o: new Matmul(ctx, lw.o, attnOut, x, s, { accumulate: true }),
         ffnNorm: new RmsNorm(ctx, x, lw.ffnNorm, xn, s, D, cfg.rmsEps),
         gateUp: lw.gateUp.map(into(gu, 2 * FF)),

@@ -4,7 +4,7 @@
 // table points at (and rows past each sequence's last position) are NaN, so any read of them fails.
 
 import { describe, expect, it } from 'vitest';
-import { Attention, type KvPaging } from '../../src/kernels/attention.js';
+import { Attention, attentionPartials, attentionSplits, type KvPaging } from '../../src/kernels/attention.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { StepUniform, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
 import { attentionRef } from '../../src/ref/attention.js';
@@ -173,4 +173,44 @@ describe('tree attention mask', () => {
       for (let i = 0; i < got.length; i++) diff = Math.max(diff, Math.abs(got[i]! - unmasked[i]!));
       expect(diff).toBeGreaterThan(1e-3);
     });
+});
+
+// The forward pass gives every layer's Attention one split-K partials buffer (attentionPartials):
+// two layers encoded back to back in one pass, each split (a decode step), each right on its own.
+describe('split-K partials shared by the layers', () => {
+  it('two attentions over different caches in one pass, one partials buffer', async () => {
+    const ctx = withTuning(
+      await gpu(),
+      TUNINGS.find((t) => !t.barrierFree)!,
+    );
+    const [numHeads, numKvHeads, headDim, blockSize] = [4, 2, 64, 16];
+    const shape = { numHeads, numKvHeads, headDim };
+    const r = rng(4242);
+    const { seqs, numBlocks, M } = shuffledSeqs(r, [[150, 1]], blockSize, 2);
+    expect(attentionSplits(M, numHeads)).toBeGreaterThan(1);
+    const { paging, tokens } = pagedStep(ctx, seqs, blockSize);
+    const partials = attentionPartials(ctx, headDim)!;
+    const layers = [0, 1].map(() => {
+      const { k, v } = pools(r, seqs, numBlocks, blockSize, numKvHeads * headDim, 1);
+      return { q: randn(r, M * numHeads * headDim), k, v };
+    });
+    const step = new StepUniform(ctx.device);
+    step.write(M);
+    const outs = layers.map(() => storageBuffer(ctx.device, M * numHeads * headDim * 4, 'o'));
+    await validated(ctx, () => {
+      const enc = ctx.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      layers.forEach((l, i) => {
+        const [q, k, v] = [l.q, l.k, l.v].map((a) => storageFrom(ctx.device, a, 'in'));
+        new Attention(ctx, q!, k!, v!, outs[i]!, step.buffer, numHeads, numKvHeads, headDim, paging, 0, partials).encode(pass, M);
+      });
+      pass.end();
+      ctx.device.queue.submit([enc.finish()]);
+    });
+    for (const [i, l] of layers.entries()) {
+      const got = await readF32(ctx, outs[i]!, M * numHeads * headDim);
+      expectClose(got, attentionRef(l.q, l.k, l.v, tokens, blockSize, shape), { maxNmse: TOL.transcendental });
+    }
+    partials.destroy();
+  });
 });
