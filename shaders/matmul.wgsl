@@ -414,46 +414,164 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   }
 }
 
-// ---- matmul_regs: barrier-free prefill for CPU-backed adapters (GpuTuning.barrierFree): each
-// thread owns an 8 (tokens) x 4 (rows) register tile; a weight row is dequantized once per 8
-// tokens, 32 weights at a time (load32), and each X vec4 is read once per 4 rows.
-const RT: u32 = 8u; // tokens per thread
+// ---- matmul_rows / matvec_rows: the matmul for CPU-backed adapters (GpuTuning.barrierFree), every M.
+// Each thread owns RR = 8 weight rows and RT = 8 tokens (matvec_rows: 1 token). Per 32-weight block
+// it dequantizes each row four weights at a time (w4_at) and applies them to each of its tokens,
+// so an X vec4 is read once per 8 rows and a weight dequantized once per RT tokens. No workgroup
+// memory, no barrier, few live values: SwiftShader runs each invocation as a SIMD lane, emulates
+// every storage load as a gather and spills what does not fit its registers. Measured against the
+// 4-row tile that holds 4 dequantized blocks it replaced (Q4_0, K 512 / 1408): ~2x at 8 tokens and in
+// prefill, and at one token ~1.6-2x the one-subgroup-per-row matvec (BENCHMARKS.md).
+
+// Where block `blk` (32 weights) of `row` lies and how it scales, computed once per block: word
+// offsets and shifts for w4_at, and sc = (d, 0) for Q4_0 / Q8_0, (d x scale, dmin x min) for Q4_K,
+// the scales of the two 16-weight halves for Q6_K. F32 / F16 keep the word of the first weight.
+struct Blk { w0: u32, w1: u32, sh0: u32, sh1: u32, sc: vec2<f32> }
+
+fn blk_info(row: u32, blk: u32) -> Blk {
+  let K = p.K;
+  switch WTYPE {
+    case 0u: { return Blk(row * K + 32u * blk, 0u, 0u, 0u, vec2<f32>(1.0, 0.0)); }
+    case 1u: { return Blk((row * K + 32u * blk) >> 1u, 0u, 0u, 0u, vec2<f32>(1.0, 0.0)); }
+    case 2u: { // Q4_0: 4 words of nibbles per block
+      let b = row * (K >> 5u) + blk;
+      return Blk(4u * b, 0u, 0u, 0u, vec2<f32>(half_at(p.scaleOffWords * 2u + b), 0.0));
+    }
+    case 8u: { // Q8_0: 8 words of signed bytes per block
+      let b = row * (K >> 5u) + blk;
+      return Blk(8u * b, 0u, 0u, 0u, vec2<f32>(half_at(p.scaleOffWords * 2u + b), 0.0));
+    }
+    case 12u: { // Q4_K: sub-block s of a 36-word super-block; its 32 nibbles in 8 words, low or high half
+      let base = 36u * (row * (K >> 8u) + (blk >> 3u));
+      let s = blk & 7u;
+      return Blk(base + 4u + 8u * (s >> 1u), 0u, 4u * (s & 1u), 0u, q4k_scale_min(base, s));
+    }
+    case 14u: { // Q6_K: quarter qd of half n of a 52-word block: low 4 bits in ql, high 2 in qh
+      let b = row * (K >> 8u) + (blk >> 3u);
+      let s = blk & 7u;
+      let n = s >> 2u;
+      let qd = s & 3u;
+      let base = 52u * b;
+      let d = half_at(p.scaleOffWords * 2u + b);
+      let scIdx = n * 8u + 2u * qd; // scale of weights 0..15; +1 for 16..31
+      let scw = W[base + 48u + (scIdx >> 2u)];
+      let sc = vec2<f32>(d * sbyte_of(scw, scIdx & 3u), d * sbyte_of(scw, (scIdx & 3u) + 1u));
+      return Blk(base + 16u * n + 8u * (qd & 1u), base + 32u + 8u * n, select(0u, 4u, qd >= 2u), 2u * qd, sc);
+    }
+    default: { return Blk(0u, 0u, 0u, 0u, vec2<f32>(0.0)); }
+  }
+}
+
+// Weights 4i .. 4i + 3 (i < 8) of the block blk_info() described, dequantized.
+fn w4_at(k: Blk, i: u32) -> vec4<f32> {
+  switch WTYPE {
+    case 0u: { return bitcast<vec4<f32>>(W4[(k.w0 >> 2u) + i]); }
+    case 1u: { return vec4<f32>(unpack2x16float(W[k.w0 + 2u * i]), unpack2x16float(W[k.w0 + 2u * i + 1u])); }
+    case 2u: { // weight j < 16: low nibble of byte j; 16 + j: its high nibble
+      let sh = vec4<u32>(select(0u, 4u, i >= 4u));
+      return (vec4<f32>((bytes4(W[k.w0 + (i & 3u)]) >> sh) & vec4<u32>(0xfu)) - 8.0) * k.sc.x;
+    }
+    case 8u: { return sbytes4(W[k.w0 + i]) * k.sc.x; }
+    case 12u: { return vec4<f32>((bytes4(W[k.w0 + i]) >> vec4<u32>(k.sh0)) & vec4<u32>(0xfu)) * k.sc.x - k.sc.y; }
+    case 14u: {
+      let packed = ((W[k.w0 + i] >> k.sh0) & 0x0f0f0f0fu) | (((W[k.w1 + i] >> k.sh1) & 0x03030303u) << 4u);
+      return (vec4<f32>(bytes4(packed)) - 32.0) * select(k.sc.y, k.sc.x, i < 4u);
+    }
+    default: { return vec4<f32>(0.0); }
+  }
+}
+
+const RR: u32 = 8u; // weight rows per thread
+const RT: u32 = 8u; // tokens per thread in matmul_rows
+
+// The 8 rows' weights at position i of block blk; rows past N repeat the last row (never stored).
+fn rows_w4(info: ptr<function, array<Blk, RR>>, i: u32) -> array<vec4<f32>, RR> {
+  var w: array<vec4<f32>, RR>;
+  for (var r = 0u; r < RR; r++) { w[r] = w4_at((*info)[r], i); }
+  return w;
+}
+
+fn rows_info(n0: u32, blk: u32) -> array<Blk, RR> {
+  var info: array<Blk, RR>;
+  for (var r = 0u; r < RR; r++) { info[r] = blk_info(min(n0 + r, p.N - 1u), blk); }
+  return info;
+}
+
+fn dot8(w: ptr<function, array<vec4<f32>, RR>>, x: vec4<f32>) -> array<vec4<f32>, 2> {
+  return array<vec4<f32>, 2>(
+    vec4<f32>(dot((*w)[0], x), dot((*w)[1], x), dot((*w)[2], x), dot((*w)[3], x)),
+    vec4<f32>(dot((*w)[4], x), dot((*w)[5], x), dot((*w)[6], x), dot((*w)[7], x)));
+}
+
+// A ragged tail of 8-weight groups (float rows whose length is not a multiple of 32): row r, token at X row xr.
+fn tail_dot(n: u32, xr: u32) -> f32 {
+  let kv4 = p.K >> 2u;
+  var s = 0.0;
+  for (var g = 4u * (p.K >> 5u); g < (p.K >> 3u); g++) {
+    let w = load8(n, g);
+    s += dot(w.a, X[xr * kv4 + 2u * g]) + dot(w.b, X[xr * kv4 + 2u * g + 1u]);
+  }
+  return s;
+}
+
 @compute @workgroup_size(8, 8)
-fn matmul_regs(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn matmul_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let M = num_rows_m();
-  let n0 = gid.x * 4u;
+  let n0 = gid.x * RR;
   let m0 = gid.y * RT;
   if (n0 >= p.N || m0 >= M) { return; }
   let kv4 = p.K >> 2u;
-  let nRows = min(4u, p.N - n0);
   let nToks = min(RT, M - m0);
-  var acc: array<vec4<f32>, RT>; // acc[token][row]
-  for (var j = 0u; j < RT; j++) { acc[j] = vec4<f32>(0.0); }
+  let xr0 = p.xRowOffset + m0;
+  var acc: array<array<vec4<f32>, 2>, RT>; // acc[token][row / 4][row % 4]
+  for (var j = 0u; j < RT; j++) { acc[j][0] = vec4<f32>(0.0); acc[j][1] = vec4<f32>(0.0); }
   let blocks = p.K >> 5u;
   for (var b = 0u; b < blocks; b++) {
-    var w: array<W32, 4>;
-    for (var i = 0u; i < 4u; i++) { w[i] = load32(min(n0 + i, p.N - 1u), b); }
-    for (var j = 0u; j < nToks; j++) {
-      let xo = (p.xRowOffset + m0 + j) * kv4 + 8u * b;
-      var s = vec4<f32>(0.0);
-      for (var k = 0u; k < 8u; k++) {
-        let x = X[xo + k];
-        s += vec4<f32>(dot(w[0][k], x), dot(w[1][k], x), dot(w[2][k], x), dot(w[3][k], x));
-      }
-      acc[j] += s;
-    }
-  }
-  // A ragged tail of 8-element groups (float rows whose length is not a multiple of 32).
-  for (var g = 4u * blocks; g < (p.K >> 3u); g++) {
-    for (var i = 0u; i < nRows; i++) {
-      let w = load8(n0 + i, g);
+    var info = rows_info(n0, b);
+    for (var i = 0u; i < 8u; i++) {
+      var w = rows_w4(&info, i);
+      var xo = xr0 * kv4 + 8u * b + i;
       for (var j = 0u; j < nToks; j++) {
-        let xo = (p.xRowOffset + m0 + j) * kv4 + 2u * g;
-        acc[j][i] += dot(w.a, X[xo]) + dot(w.b, X[xo + 1u]);
+        let d = dot8(&w, X[xo]);
+        acc[j][0] += d[0];
+        acc[j][1] += d[1];
+        xo += kv4;
       }
     }
   }
+  let nRows = min(RR, p.N - n0);
   for (var j = 0u; j < nToks; j++) {
-    for (var i = 0u; i < nRows; i++) { store(m0 + j, n0 + i, acc[j][i]); }
+    for (var r = 0u; r < nRows; r++) {
+      var v = acc[j][r >> 2u][r & 3u];
+      if ((p.K & 31u) != 0u) { v += tail_dot(n0 + r, xr0 + j); }
+      store(m0 + j, n0 + r, v);
+    }
+  }
+}
+
+@compute @workgroup_size(16)
+fn matvec_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) t: u32) {
+  let n0 = ((wid.y * nwg.x + wid.x) * 16u + t) * RR;
+  if (n0 >= p.N || num_rows_m() == 0u) { return; }
+  let kv4 = p.K >> 2u;
+  var acc: array<vec4<f32>, 2>;
+  acc[0] = vec4<f32>(0.0);
+  acc[1] = vec4<f32>(0.0);
+  let blocks = p.K >> 5u;
+  for (var b = 0u; b < blocks; b++) {
+    var info = rows_info(n0, b);
+    for (var i = 0u; i < 8u; i++) {
+      var w = rows_w4(&info, i);
+      let d = dot8(&w, X[p.xRowOffset * kv4 + 8u * b + i]);
+      acc[0] += d[0];
+      acc[1] += d[1];
+    }
+  }
+  let nRows = min(RR, p.N - n0);
+  for (var r = 0u; r < nRows; r++) {
+    var v = acc[r >> 2u][r & 3u];
+    if ((p.K & 31u) != 0u) { v += tail_dot(n0 + r, p.xRowOffset); }
+    store(0u, n0 + r, v);
   }
 }

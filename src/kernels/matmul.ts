@@ -1,8 +1,8 @@
 // Host side of shaders/matmul.wgsl: Y = X·Wᵀ (+bias) (+Y) against a weight in its GPU layout.
-// M <= MATVEC_MAX_M uses the matvec (one pipeline per bucket of M, so a weight is read once for up
-// to 16 tokens: batched decode and verified token trees), larger M a prefill kernel: 64x64 tiles
-// through workgroup memory on GPUs, barrier-free 4x4 register tiles on CPU-backed adapters (see
-// GpuTuning), where only M = 1 takes the matvec.
+// On GPUs, M <= MATVEC_MAX_M uses the matvec (one pipeline per bucket of M, so a weight is read
+// once for up to 16 tokens: batched decode and verified token trees), larger M 64x64 tiles through
+// workgroup memory. On CPU-backed adapters (GpuTuning.barrierFree) every M takes the barrier-free
+// 8-row kernels: matvec_rows for one token, matmul_rows (8 rows x 8 tokens a thread) for more.
 
 import type { GpuContext } from '../gpu/device.js';
 import { grid, uniformFrom } from '../gpu/buffers.js';
@@ -43,6 +43,9 @@ export class Matmul {
   private readonly pTiled: GPUComputePipeline;
   private readonly rowsPerWorkgroup: number;
   private readonly barrierFree: boolean;
+  /** matvec_rows (CPU-backed adapters, M = 1) and its bind group; null on GPUs. */
+  private readonly pRowsVec: GPUComputePipeline | null;
+  private readonly bgRowsVec: GPUBindGroup | null;
 
   constructor(
     ctx: GpuContext,
@@ -59,9 +62,8 @@ export class Matmul {
       'matmul.params',
     );
     const constants = { WTYPE: w.type };
-    // On CPU-backed adapters only M = 1 takes the matvec (matmul_regs dequantizes once for up to 8 tokens).
     this.barrierFree = ctx.tuning.barrierFree;
-    const buckets = this.barrierFree ? [1] : MATVEC_BUCKETS;
+    const buckets: readonly number[] = this.barrierFree ? [] : MATVEC_BUCKETS;
     const vecVariant = (maxM: number): ['matmul-subgroups' | 'matmul', string, Record<string, number>] =>
       ctx.tuning.matvecSubgroups
         ? ['matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM }]
@@ -74,7 +76,8 @@ export class Matmul {
     if (!ctx.adapter.isFallback) for (const maxM of buckets) ctx.pipelines.prewarm(...vecVariant(maxM));
     // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
     this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 64 / ctx.tuning.matvecThreadsPerRow;
-    this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_regs' : 'matmul_tiled', constants);
+    this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_rows' : 'matmul_tiled', constants);
+    this.pRowsVec = this.barrierFree ? ctx.pipelines.get('matmul', 'matvec_rows', constants) : null;
     // The bias binding is statically used, so something must be bound: x stands in when unused.
     const bindGroup = (p: GPUComputePipeline, vec4Weights: boolean): GPUBindGroup =>
       ctx.device.createBindGroup({
@@ -86,7 +89,7 @@ export class Matmul {
           { binding: 3, resource: { buffer: this.params } },
           { binding: 4, resource: { buffer: opts.bias ?? x } },
           { binding: 5, resource: { buffer: step } },
-          // load32 reads the weight as vec4s: the matvecs and matmul_regs use it, matmul_tiled does not.
+          // The matvecs and the barrier-free kernels also read the weight as vec4s; matmul_tiled does not.
           ...(vec4Weights ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
         ],
       });
@@ -96,11 +99,20 @@ export class Matmul {
       return { pipeline, bindGroup: bindGroup(pipeline, true) };
     };
     this.bgTiled = bindGroup(this.pTiled, this.barrierFree);
+    this.bgRowsVec = this.pRowsVec ? bindGroup(this.pRowsVec, true) : null;
   }
 
   /** Record the dispatch for `numTokens` rows of X (ignored when mFixed is set). */
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     const M = this.opts.mFixed ?? numTokens;
+    if (this.pRowsVec && this.bgRowsVec && M === 1) {
+      // matvec_rows: 16 threads of 8 rows per workgroup.
+      pass.setPipeline(this.pRowsVec);
+      pass.setBindGroup(0, this.bgRowsVec);
+      const [gx, gy] = grid(Math.ceil(this.w.N / 128));
+      pass.dispatchWorkgroups(gx, gy);
+      return;
+    }
     const bucket = this.vec.find((v) => M <= v.maxM);
     if (bucket) {
       const vec = (bucket.made ??= this.makeVec(bucket.maxM));
@@ -111,9 +123,9 @@ export class Matmul {
     } else {
       pass.setPipeline(this.pTiled);
       pass.setBindGroup(0, this.bgTiled);
-      // matmul_tiled covers 64 rows x 64 tokens per workgroup; matmul_regs' 8x8 threads own 4-row x
-      // 8-token tiles: 32 rows x 64 tokens.
-      pass.dispatchWorkgroups(Math.ceil(this.w.N / (this.barrierFree ? 32 : 64)), Math.ceil(M / 64));
+      // Both cover 64 rows x 64 tokens per workgroup: matmul_tiled with 16x16 threads of 4x4,
+      // matmul_rows with 8x8 threads of 8 rows x 8 tokens.
+      pass.dispatchWorkgroups(Math.ceil(this.w.N / 64), Math.ceil(M / 64));
     }
   }
 }

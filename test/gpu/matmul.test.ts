@@ -10,19 +10,21 @@ import { gpuLayout, quantize, repackTensor } from '../../src/model/quant.js';
 import { gatherRowsRef, matmulRef, type RefWeight } from '../../src/ref/matmul.js';
 import { expectClose, gpu, randn, readF32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
-// K-quants need K % 256 == 0; the 32-element types also run a K that is not a multiple of 64 or 256.
+// K-quants need K % 256 == 0; the 32-element types also run a K that is not a multiple of 64 or 256,
+// and the float types one that is not a multiple of 32 (the kernels' ragged tail of 8-weight groups).
 const TYPES: { name: string; type: GGMLType; Ks: number[] }[] = [
-  { name: 'F32', type: GGMLType.F32, Ks: [96, 256, 512] },
-  { name: 'F16', type: GGMLType.F16, Ks: [96, 256, 512] },
+  { name: 'F32', type: GGMLType.F32, Ks: [96, 256, 512, 72] },
+  { name: 'F16', type: GGMLType.F16, Ks: [96, 256, 512, 40] },
   { name: 'Q4_0', type: GGMLType.Q4_0, Ks: [96, 256, 512] },
   { name: 'Q8_0', type: GGMLType.Q8_0, Ks: [96, 256, 512] },
   { name: 'Q4_K', type: GGMLType.Q4_K, Ks: [256, 512] },
   { name: 'Q6_K', type: GGMLType.Q6_K, Ks: [256, 512] },
 ];
 // On GPUs 1, 3, 6 and 13 take the matvec path (buckets 1, 4, 8, 16), 64 and 67 the tiled one (67: a ragged second
-// tile row); on CPU-backed adapters (barrier-free) only 1 takes the matvec, 3 a partial matmul_regs tile.
+// tile row); on CPU-backed adapters (barrier-free) 1 takes matvec_rows, the others matmul_rows (3, 6: a partial
+// 8-token tile; 13, 67: a partial second one).
 const MS = [1, 3, 6, 13, 64, 67];
-// Not multiples of 64: ragged last tile / workgroup rows.
+// Not multiples of 64: ragged last tile / workgroup rows (37: nor of the barrier-free kernels' 8 rows a thread).
 const NS = [72, 37];
 
 /** Seeded weight of N rows of K: GGUF bytes (for the reference) and the GPU-layout buffer (for the kernel). */
@@ -43,8 +45,9 @@ interface RunOpts {
 }
 
 /**
- * One matmul against the reference, under both adapter tunings (TUNINGS): matvec with one thread
- * per row or eight with a workgroup reduction; prefill with register tiles or workgroup tiles.
+ * One matmul against the reference, under each adapter tuning (TUNINGS): on GPUs the matvec with
+ * eight threads a row and a workgroup reduction, or a subgroup a row; prefill in workgroup tiles;
+ * barrier-free (CPU-backed adapters), matvec_rows and matmul_rows.
  */
 async function runMatmul(type: GGMLType, M: number, N: number, K: number, o: RunOpts, seed: number): Promise<void> {
   const base = await gpu();
@@ -89,7 +92,7 @@ describe('matmul', () => {
           // Rotate the epilogue so every type sees all four flag combinations on both paths.
           const f = (2 * ki + mi + ti) % 4;
           const o = { bias: (f & 1) !== 0, accumulate: (f & 2) !== 0 };
-          const path = M <= MATVEC_MAX_M ? 'matvec (regs when barrier-free and M > 1)' : 'tiled';
+          const path = M <= MATVEC_MAX_M ? 'matvec (matvec_rows / matmul_rows when barrier-free)' : 'tiled';
           it(`${path} M ${M}, N ${N}, K ${K}${o.bias ? ', bias' : ''}${o.accumulate ? ', accumulate' : ''}`, () =>
             runMatmul(type, M, N, K, o, 1000 * ti + 100 * ki + mi));
         });
