@@ -1,7 +1,7 @@
 // `npm run bench`: hearth (Node and Chromium), wllama, llama.cpp and the device ceilings on the benchmark models; JSON on stdout, table in BENCHMARKS.md.
 // A new backend adds a phase in main() that pushes Row objects; the tables follow from the rows.
 
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { basename } from 'node:path';
 import { cpuModel, machineInfo, writeBenchmarksSection } from './report.js';
@@ -82,7 +82,7 @@ export interface BenchRun {
   failures: Failure[];
 }
 
-/** Flags: --types f32,q4_k  --prompt-tokens N  --decode-tokens N  --no-write (leave BENCHMARKS.md alone). */
+/** Flags: --types f32,q4_k  --prompt-tokens N  --decode-tokens N  --no-write (leave BENCHMARKS.md alone); --render FILE (see main). */
 function args(): { types: BenchType[]; promptTokens: number; decodeTokens: number; write: boolean } {
   const a = process.argv.slice(2);
   const val = (name: string): string | undefined => {
@@ -110,6 +110,15 @@ function ceilingRatio(r: BenchResult, c: Ceilings | null): Row['ratio_to_ceiling
 }
 
 async function main(): Promise<number> {
+  // `--render FILE`: rewrite the section from a run's JSON (this script's stdout) without running.
+  const from = process.argv.indexOf('--render');
+  if (from >= 0) {
+    const file = process.argv[from + 1];
+    if (!file) throw new Error('--render takes the JSON file a run printed');
+    writeBenchmarksSection('bench', renderMarkdown(JSON.parse(readFileSync(file, 'utf8')) as BenchRun), { first: true });
+    log(`rewrote the bench section of BENCHMARKS.md from ${file}`);
+    return 0;
+  }
   const o = args();
   const t0 = performance.now();
   const loadStart = loadavg();

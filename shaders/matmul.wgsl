@@ -419,9 +419,9 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // it dequantizes each row four weights at a time (w4_at) and applies them to each of its tokens,
 // so an X vec4 is read once per 8 rows and a weight dequantized once per RT tokens. No workgroup
 // memory, no barrier, few live values: SwiftShader runs each invocation as a SIMD lane, emulates
-// every storage load as a gather and spills what does not fit its registers. Measured against the
-// 4-row tile that holds 4 dequantized blocks it replaced (Q4_0, K 512 / 1408): ~2x at 8 tokens and in
-// prefill, and at one token ~1.6-2x the one-subgroup-per-row matvec (BENCHMARKS.md).
+// every storage load as a gather and spills what does not fit its registers. bench/matmul-kernels.ts
+// times them beside the GPU kernels (at one token 1.5-3.9x less time than a subgroup per row);
+// end to end they doubled prefill and made decode 1.6-2.8x faster on SwiftShader (BENCHMARKS.md).
 
 // Where block `blk` (32 weights) of `row` lies and how it scales, computed once per block: word
 // offsets and shifts for w4_at, and sc = (d, 0) for Q4_0 / Q8_0, (d x scale, dmin x min) for Q4_K,
