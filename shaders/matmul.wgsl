@@ -217,20 +217,14 @@ fn load32(row: u32, blk: u32) -> W32 {
         o[4u + i] = vec4<f32>((bytes4(w1[i]) >> sh) & vec4<u32>(0xfu)) * dl - ml;
       }
     }
-    case 14u: { // Q6_K: quarter qd of half n of a 208-byte block; low 4 bits from ql, high 2 from qh
-      let b = row * (K >> 8u) + (blk >> 3u);
-      let s = blk & 7u;
-      let n = s >> 2u;
-      let qd = s & 3u;
-      let base = 52u * b;
-      let d = half_at(p.scaleOffWords * 2u + b);
-      let scIdx = n * 8u + 2u * qd; // scale of elements 0..15; +1 for 16..31
-      let sc0 = d * sbyte_of(W[base + 48u + (scIdx >> 2u)], scIdx & 3u);
-      let sc1 = d * sbyte_of(W[base + 48u + ((scIdx + 1u) >> 2u)], (scIdx + 1u) & 3u);
-      let lq = (base + ((n * 64u + (qd & 1u) * 32u) >> 2u)) >> 2u;
-      let hq = (base + 32u + ((n * 32u) >> 2u)) >> 2u;
-      let nsh = select(0u, 4u, qd >= 2u);
-      let hsh = 2u * qd;
+    case 14u: { // Q6_K: quarter of a half of a 208-byte block, located by blk_info; low 4 bits from ql, high 2 from qh
+      let k = blk_info(row, blk);
+      let lq = k.w0 >> 2u;
+      let hq = k.w1 >> 2u;
+      let nsh = k.sh0;
+      let hsh = k.sh1;
+      let sc0 = k.sc.x;
+      let sc1 = k.sc.y;
       for (var h = 0u; h < 2u; h++) {
         let l4 = W4[lq + h];
         let h4 = W4[hq + h];
