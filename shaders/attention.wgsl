@@ -176,6 +176,10 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 
 // Barrier-free variant for CPU-backed adapters (GpuTuning.barrierFree): one thread per
 // (query token, head) walks the keys with an online softmax, its output row in private memory.
+// Keys go 8 at a time: the 8 scores and weights stay in two vec4s, so each Q element is loaded
+// once per 8 keys and the output row updated once per 8 keys. On SwiftShader every storage load
+// and every dynamically indexed private access is a per-lane gather, and one key at a time
+// reloaded Q and rewrote the row for every key.
 // Small workgroups: a decode step has only tokens x heads threads, and each workgroup runs on one
 // CPU core.
 const ROWS_WG: u32 = 4u;
@@ -196,17 +200,42 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   for (var d = 0u; d < hd; d++) { o[d] = 0.0; }
   var runMax = -3.0e38;
   var runSum = 0.0;
-  for (var j = 0u; j < nKeys; j++) {
-    if (!visible(tm, j)) { continue; }
-    let kb = kv_slot(tm.y, j) * kvStride + kvh * hd;
-    var s = 0.0;
-    for (var d = 0u; d < hd; d++) { s += Q[qb + d] * Kc[kb + d]; }
-    s *= p.scale;
-    let newMax = max(runMax, s);
+  for (var j0 = 0u; j0 < nKeys; j0 += 8u) {
+    // The chunk's keys: a key past the last or hidden by the tree mask reads key j0 and weighs 0.
+    let jA = vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let jB = jA + vec4<u32>(4u);
+    let visA = vec4<bool>(jA.x < nKeys && visible(tm, jA.x), jA.y < nKeys && visible(tm, jA.y),
+                          jA.z < nKeys && visible(tm, jA.z), jA.w < nKeys && visible(tm, jA.w));
+    let visB = vec4<bool>(jB.x < nKeys && visible(tm, jB.x), jB.y < nKeys && visible(tm, jB.y),
+                          jB.z < nKeys && visible(tm, jB.z), jB.w < nKeys && visible(tm, jB.w));
+    let off = kvh * hd;
+    let kA = vec4<u32>(kv_slot(tm.y, select(j0, jA.x, visA.x)), kv_slot(tm.y, select(j0, jA.y, visA.y)),
+                       kv_slot(tm.y, select(j0, jA.z, visA.z)), kv_slot(tm.y, select(j0, jA.w, visA.w))) * kvStride + off;
+    let kB = vec4<u32>(kv_slot(tm.y, select(j0, jB.x, visB.x)), kv_slot(tm.y, select(j0, jB.y, visB.y)),
+                       kv_slot(tm.y, select(j0, jB.z, visB.z)), kv_slot(tm.y, select(j0, jB.w, visB.w))) * kvStride + off;
+    var sA = vec4<f32>(0.0);
+    var sB = vec4<f32>(0.0);
+    for (var d = 0u; d < hd; d++) {
+      let q = Q[qb + d];
+      sA += q * vec4<f32>(Kc[kA.x + d], Kc[kA.y + d], Kc[kA.z + d], Kc[kA.w + d]);
+      sB += q * vec4<f32>(Kc[kB.x + d], Kc[kB.y + d], Kc[kB.z + d], Kc[kB.w + d]);
+    }
+    sA *= p.scale;
+    sB *= p.scale;
+    let lo = vec4<f32>(-3.0e38);
+    let mA = select(lo, sA, visA);
+    let mB = select(lo, sB, visB);
+    let m4 = max(mA, mB);
+    let newMax = max(runMax, max(max(m4.x, m4.y), max(m4.z, m4.w)));
     let corr = exp(runMax - newMax);
-    let pj = exp(s - newMax);
-    runSum = runSum * corr + pj;
-    for (var d = 0u; d < hd; d++) { o[d] = o[d] * corr + pj * Vc[kb + d]; }
+    let pA = select(vec4<f32>(0.0), exp(sA - newMax), visA);
+    let pB = select(vec4<f32>(0.0), exp(sB - newMax), visB);
+    runSum = runSum * corr + dot(pA, vec4<f32>(1.0)) + dot(pB, vec4<f32>(1.0));
+    for (var d = 0u; d < hd; d++) {
+      let vA = vec4<f32>(Vc[kA.x + d], Vc[kA.y + d], Vc[kA.z + d], Vc[kA.w + d]);
+      let vB = vec4<f32>(Vc[kB.x + d], Vc[kB.y + d], Vc[kB.z + d], Vc[kB.w + d]);
+      o[d] = o[d] * corr + dot(pA, vA) + dot(pB, vB);
+    }
     runMax = newMax;
   }
   for (var d = 0u; d < hd; d++) { O[ob + d] = o[d] / runSum; }
