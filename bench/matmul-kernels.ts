@@ -38,9 +38,9 @@ for (const t of types) if (!(t in TYPES)) throw new Error(`--types: ${t} is not 
 const base = await acquireNodeDevice({ robustness: false });
 const dev = base.device;
 const VARIANTS: { name: string; tuning: GpuTuning }[] = [
-  { name: 'barrier-free (matvec_rows / matmul_rows)', tuning: { ...base.tuning, barrierFree: true, matvecSubgroups: false, matvecThreadsPerRow: 1 } },
+  { name: 'barrier-free (matvec_rows / matmul_rows)', tuning: { ...base.tuning, barrierFree: true, matvecSubgroups: false } },
   ...(base.features.subgroups ? [{ name: 'GPU: subgroup matvec / tiled', tuning: { ...base.tuning, barrierFree: false, matvecSubgroups: true } }] : []),
-  { name: 'GPU: 8-thread matvec / tiled', tuning: { ...base.tuning, barrierFree: false, matvecSubgroups: false, matvecThreadsPerRow: 8 } },
+  { name: 'GPU: 8-thread matvec / tiled', tuning: { ...base.tuning, barrierFree: false, matvecSubgroups: false } },
 ];
 
 async function timeDispatch(ctx: GpuContext, k: InstanceType<typeof Matmul>, M: number): Promise<number> {

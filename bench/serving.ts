@@ -314,8 +314,9 @@ function mode(samples: Sample[], start: number, sequential: boolean): ModeResult
   for (const s of samples) finish[s.finish_reason ?? 'none'] = (finish[s.finish_reason ?? 'none'] ?? 0) + 1;
   const wallS = (Math.max(...samples.map((s) => s.end)) - start) / 1000;
   const tokens = sum(samples.map((s) => s.completion_tokens));
-  const phase = sum(samples.map((s) => Math.max(0, s.completion_tokens - 1))) / (unionLength(samples.map((s): [number, number] => [s.first, s.end])) / 1000);
-  const all = sequential ? { rate: phase, span_s: unionLength(samples.map((s): [number, number] => [s.first, s.end])) / 1000 } : allDecoding(samples);
+  const decodingS = unionLength(samples.map((s): [number, number] => [s.first, s.end])) / 1000;
+  const phase = sum(samples.map((s) => Math.max(0, s.completion_tokens - 1))) / decodingS;
+  const all = sequential ? { rate: phase, span_s: decodingS } : allDecoding(samples);
   return {
     requests: samples.length,
     prompt_tokens: samples.map((s) => s.prompt_tokens),

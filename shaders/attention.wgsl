@@ -200,6 +200,7 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   for (var d = 0u; d < hd; d++) { o[d] = 0.0; }
   var runMax = -3.0e38;
   var runSum = 0.0;
+  let off = kvh * hd;
   for (var j0 = 0u; j0 < nKeys; j0 += 8u) {
     // The chunk's keys: a key past the last or hidden by the tree mask reads key j0 and weighs 0.
     let jA = vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u);
@@ -208,7 +209,6 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
                           jA.z < nKeys && visible(tm, jA.z), jA.w < nKeys && visible(tm, jA.w));
     let visB = vec4<bool>(jB.x < nKeys && visible(tm, jB.x), jB.y < nKeys && visible(tm, jB.y),
                           jB.z < nKeys && visible(tm, jB.z), jB.w < nKeys && visible(tm, jB.w));
-    let off = kvh * hd;
     let kA = vec4<u32>(kv_slot(tm.y, select(j0, jA.x, visA.x)), kv_slot(tm.y, select(j0, jA.y, visA.y)),
                        kv_slot(tm.y, select(j0, jA.z, visA.z)), kv_slot(tm.y, select(j0, jA.w, visA.w))) * kvStride + off;
     let kB = vec4<u32>(kv_slot(tm.y, select(j0, jB.x, visB.x)), kv_slot(tm.y, select(j0, jB.y, visB.y)),

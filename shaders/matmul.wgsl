@@ -287,12 +287,12 @@ fn matvec_partial(n: u32, lane: u32, stride: u32, M: u32) -> array<f32, MV_ACC> 
   return acc;
 }
 
-// ---- matvec: 8 rows per workgroup, 8 threads per row splitting K in groups of 8; all M (<= MV_M)
-// rows of X share each weight load. Few, fuller workgroups suit both real GPUs and SwiftShader.
+// ---- matvec (GPUs without subgroups): 8 rows per workgroup, 8 threads per row splitting K in
+// blocks, reduced through workgroup memory; all M (<= MV_M) rows of X share each weight load.
 // The host keeps one pipeline per MV_M bucket (1, 4, 8, 16) and picks the smallest that holds M:
 // a weight is read once for up to 16 tokens (batched decode, a verified token tree).
 const MV_WG: u32 = 64u;
-override MV_TPR: u32 = 8u; // threads per row (a power of two <= 64)
+const MV_TPR: u32 = 8u; // threads per row
 const MV_ACC: u32 = 16u; // the largest MV_M
 override MV_M: u32 = 4u; // rows of X this pipeline takes (<= MV_ACC)
 var<workgroup> red: array<array<f32, MV_WG>, MV_ACC>;
@@ -304,15 +304,6 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let lane = t % MV_TPR;
   let M = min(num_rows_m(), MV_M);
   let acc = matvec_partial(n, lane, MV_TPR, M);
-  if (MV_TPR == 1u) {
-    // One thread per row: no reduction, no barrier.
-    if (n < p.N) {
-      for (var m = 0u; m < MV_M; m++) {
-        if (m < M) { store(m, n, acc[m]); }
-      }
-    }
-    return;
-  }
   for (var m = 0u; m < MV_M; m++) { red[m][t] = acc[m]; }
   workgroupBarrier();
   for (var s = MV_TPR / 2u; s > 0u; s >>= 1u) {

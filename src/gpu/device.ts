@@ -21,14 +21,9 @@ export interface AdapterSummary {
 /** Work-split choices made per adapter; kernels read them when they build their pipelines. */
 export interface GpuTuning {
   /**
-   * Threads that share one weight row in the decode matvec. GPUs: 8 (contiguous loads per row, a
-   * workgroup reduction). CPU-backed adapters (SwiftShader) run each workgroup as one CPU thread
-   * and pay dearly for every barrier, so there one thread owns a row and no reduction is needed.
-   */
-  matvecThreadsPerRow: 1 | 8;
-  /**
    * Decode matvec with one subgroup per row and subgroupAdd (no barrier) — used whenever the
-   * adapter has subgroups, on GPUs and SwiftShader alike; matvecThreadsPerRow is the fallback.
+   * adapter has subgroups; else 8 threads per row and a workgroup reduction. GPUs only: CPU-backed
+   * adapters take the barrier-free kernels for every M.
    */
   matvecSubgroups: boolean;
   /** Largest subgroup size the adapter may use (rows per matvec workgroup = 64 / this). */
@@ -43,7 +38,6 @@ export interface GpuTuning {
 
 export function tuningFor(adapter: AdapterSummary, features: GpuFeatures, subgroupMaxSize: number): GpuTuning {
   return {
-    matvecThreadsPerRow: adapter.isFallback ? 1 : 8,
     matvecSubgroups: features.subgroups && subgroupMaxSize >= 1 && subgroupMaxSize <= 64,
     subgroupMaxSize,
     barrierFree: adapter.isFallback,

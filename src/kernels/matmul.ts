@@ -43,9 +43,8 @@ export class Matmul {
   private readonly pTiled: GPUComputePipeline;
   private readonly rowsPerWorkgroup: number;
   private readonly barrierFree: boolean;
-  /** matvec_rows (CPU-backed adapters, M = 1) and its bind group; null on GPUs. */
-  private readonly pRowsVec: GPUComputePipeline | null;
-  private readonly bgRowsVec: GPUBindGroup | null;
+  /** matvec_rows (CPU-backed adapters, M = 1); null on GPUs. */
+  private readonly rowsVec: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null;
 
   constructor(
     ctx: GpuContext,
@@ -65,9 +64,7 @@ export class Matmul {
     this.barrierFree = ctx.tuning.barrierFree;
     const buckets: readonly number[] = this.barrierFree ? [] : MATVEC_BUCKETS;
     const vecVariant = (maxM: number): ['matmul-subgroups' | 'matmul', string, Record<string, number>] =>
-      ctx.tuning.matvecSubgroups
-        ? ['matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM }]
-        : ['matmul', 'matvec', { ...constants, MV_M: maxM, MV_TPR: ctx.tuning.matvecThreadsPerRow }];
+      ctx.tuning.matvecSubgroups ? ['matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM }] : ['matmul', 'matvec', { ...constants, MV_M: maxM }];
     // On a real GPU every bucket compiles in the background now, not at its first step (on an
     // H100 the serving run's first 2-, 8- and 16-chat rows, each the first use of a bucket, had
     // 0.12-0.17 s TTFT where 4 chats, reusing one, had 0.01-0.02 s). Not on CPU-backed adapters:
@@ -75,9 +72,8 @@ export class Matmul {
     // with them for the cores.
     if (!ctx.adapter.isFallback) for (const maxM of buckets) ctx.pipelines.prewarm(...vecVariant(maxM));
     // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
-    this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 64 / ctx.tuning.matvecThreadsPerRow;
+    this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 8; // MV_WG / MV_TPR
     this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_rows' : 'matmul_tiled', constants);
-    this.pRowsVec = this.barrierFree ? ctx.pipelines.get('matmul', 'matvec_rows', constants) : null;
     // The bias binding is statically used, so something must be bound: x stands in when unused.
     const bindGroup = (p: GPUComputePipeline, vec4Weights: boolean): GPUBindGroup =>
       ctx.device.createBindGroup({
@@ -99,16 +95,17 @@ export class Matmul {
       return { pipeline, bindGroup: bindGroup(pipeline, true) };
     };
     this.bgTiled = bindGroup(this.pTiled, this.barrierFree);
-    this.bgRowsVec = this.pRowsVec ? bindGroup(this.pRowsVec, true) : null;
+    const pRowsVec = this.barrierFree ? ctx.pipelines.get('matmul', 'matvec_rows', constants) : null;
+    this.rowsVec = pRowsVec ? { pipeline: pRowsVec, bindGroup: bindGroup(pRowsVec, true) } : null;
   }
 
   /** Record the dispatch for `numTokens` rows of X (ignored when mFixed is set). */
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     const M = this.opts.mFixed ?? numTokens;
-    if (this.pRowsVec && this.bgRowsVec && M === 1) {
+    if (this.rowsVec && M === 1) {
       // matvec_rows: 16 threads of 8 rows per workgroup.
-      pass.setPipeline(this.pRowsVec);
-      pass.setBindGroup(0, this.bgRowsVec);
+      pass.setPipeline(this.rowsVec.pipeline);
+      pass.setBindGroup(0, this.rowsVec.bindGroup);
       const [gx, gy] = grid(Math.ceil(this.w.N / 128));
       pass.dispatchWorkgroups(gx, gy);
       return;

@@ -79,9 +79,9 @@ export { randn, rng } from '../fixtures/random.js';
  * "the adapter's own".
  */
 export const TUNINGS: readonly GpuTuning[] = [
-  { matvecThreadsPerRow: 8, matvecSubgroups: false, subgroupMaxSize: 0, barrierFree: false },
-  { matvecThreadsPerRow: 1, matvecSubgroups: false, subgroupMaxSize: 0, barrierFree: true },
-  { matvecThreadsPerRow: 8, matvecSubgroups: true, subgroupMaxSize: 0, barrierFree: false },
+  { matvecSubgroups: false, subgroupMaxSize: 0, barrierFree: false },
+  { matvecSubgroups: false, subgroupMaxSize: 0, barrierFree: true },
+  { matvecSubgroups: true, subgroupMaxSize: 0, barrierFree: false },
 ];
 
 export function withTuning(ctx: GpuContext, tuning: GpuTuning): GpuContext {

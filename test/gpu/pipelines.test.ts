@@ -29,7 +29,7 @@ describe('PipelineCache.prewarm', () => {
     const ctx = await gpu();
     const c = counting(ctx.device);
     const cache = new PipelineCache(c.device);
-    const constants = { WTYPE: GGMLType.F32, MV_M: 8, MV_TPR: 8 };
+    const constants = { WTYPE: GGMLType.F32, MV_M: 8 };
     cache.prewarm('matmul', 'matvec', constants);
     cache.prewarm('matmul', 'matvec', constants);
     await cache.settled();
