@@ -174,21 +174,46 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   }
 }
 
-// Barrier-free variant for CPU-backed adapters (GpuTuning.barrierFree): one thread per
-// (query token, head) walks the keys with an online softmax, its output row in private memory.
-// Keys go 8 at a time: the 8 scores and weights stay in two vec4s, so each Q element is loaded
-// once per 8 keys and the output row updated once per 8 keys. On SwiftShader every storage load
-// and every dynamically indexed private access is a per-lane gather, and one key at a time
-// reloaded Q and rewrote the row for every key.
-// Small workgroups: a decode step has only tokens x heads threads, and each workgroup runs on one
-// CPU core.
+// Barrier-free variant for CPU-backed adapters (GpuTuning.barrierFree). On SwiftShader every
+// storage load whose address is not a compile-time constant is a per-lane gather, and a private
+// array indexed by a loop variable lives in memory, so this kernel is shaped to share loads:
+// - Each thread owns one head of a quad of consecutive step tokens (4q .. 4q + 3) and walks the
+//   quad's runs of tokens of one sequence. A lone token (decode) takes `attend_one`; a run of 2–4
+//   (a prefill chunk, a draft tree) takes `attend_run`, which loads each K and V element once for
+//   all of the run's tokens instead of once per token.
+// - Keys go in chunks (8 for one token, 4 for a run) whose scores and weights stay in vec4s, so a
+//   Q element is loaded and an output row rewritten once per chunk, not per key.
+// Small workgroups (4 threads: 4 heads of one quad, so a workgroup's threads take the same
+// branches): a decode step has few threads, and each workgroup runs on one CPU core.
 const ROWS_WG: u32 = 4u;
 @compute @workgroup_size(ROWS_WG)
 fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.y * nwg.x * ROWS_WG + gid.x;
-  if (idx >= step.numTokens * p.numHeads) { return; }
+  let quads = (step.numTokens + 3u) / 4u;
+  if (idx >= quads * p.numHeads) { return; }
   let h = idx % p.numHeads;
-  let m = idx / p.numHeads;
+  let qEnd = min(step.numTokens, (idx / p.numHeads) * 4u + 4u);
+  var m = (idx / p.numHeads) * 4u;
+  loop {
+    if (m >= qEnd) { break; }
+    let row = tokMeta[m].y;
+    var e = m + 1u;
+    loop {
+      if (e >= qEnd || tokMeta[e].y != row) { break; }
+      e++;
+    }
+    if (e == m + 1u) {
+      attend_one(m, h);
+    } else {
+      attend_run(m, e - m, h);
+    }
+    m = e;
+  }
+}
+
+// Token m, head h: keys 8 at a time. A key past the last or hidden by the tree mask reads key j0
+// and weighs 0.
+fn attend_one(m: u32, h: u32) {
   let hd = p.headDim;
   let kvh = h / (p.numHeads / p.numKvHeads);
   let qb = m * q_stride() + h * hd;
@@ -202,7 +227,6 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   var runSum = 0.0;
   let off = kvh * hd;
   for (var j0 = 0u; j0 < nKeys; j0 += 8u) {
-    // The chunk's keys: a key past the last or hidden by the tree mask reads key j0 and weighs 0.
     let jA = vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u);
     let jB = jA + vec4<u32>(4u);
     let visA = vec4<bool>(jA.x < nKeys && visible(tm, jA.x), jA.y < nKeys && visible(tm, jA.y),
@@ -223,9 +247,7 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     sA *= p.scale;
     sB *= p.scale;
     let lo = vec4<f32>(-3.0e38);
-    let mA = select(lo, sA, visA);
-    let mB = select(lo, sB, visB);
-    let m4 = max(mA, mB);
+    let m4 = max(select(lo, sA, visA), select(lo, sB, visB));
     let newMax = max(runMax, max(max(m4.x, m4.y), max(m4.z, m4.w)));
     let corr = exp(runMax - newMax);
     let pA = select(vec4<f32>(0.0), exp(sA - newMax), visA);
@@ -239,4 +261,130 @@ fn attend_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     runMax = newMax;
   }
   for (var d = 0u; d < hd; d++) { O[ob + d] = o[d] / runSum; }
+}
+
+// Which of the 4 keys jA token meta `tm` sees: keys 0 ..= its slot, by the tree mask.
+fn sees4(tm: vec4<u32>, jA: vec4<u32>) -> vec4<bool> {
+  return vec4<bool>(jA.x <= tm.z && visible(tm, jA.x), jA.y <= tm.z && visible(tm, jA.y),
+                    jA.z <= tm.z && visible(tm, jA.z), jA.w <= tm.z && visible(tm, jA.w));
+}
+
+// Online-softmax update of one token's state (x: running max, y: running sum) by the 8 scores
+// (sA, sB) of a key chunk, visA / visB the keys it sees. Returns (new max, new sum, correction of
+// the old terms) and writes the chunk's weights to wA, wB.
+fn chunk_softmax(st: vec2<f32>, sA: vec4<f32>, sB: vec4<f32>, visA: vec4<bool>, visB: vec4<bool>,
+                 wA: ptr<function, vec4<f32>>, wB: ptr<function, vec4<f32>>) -> vec3<f32> {
+  let lo = vec4<f32>(-3.0e38);
+  let ms = max(select(lo, sA, visA), select(lo, sB, visB));
+  let newMax = max(st.x, max(max(ms.x, ms.y), max(ms.z, ms.w)));
+  let corr = exp(st.x - newMax);
+  *wA = select(vec4<f32>(0.0), exp(sA - newMax), visA);
+  *wB = select(vec4<f32>(0.0), exp(sB - newMax), visB);
+  return vec3<f32>(newMax, st.y * corr + dot(*wA + *wB, vec4<f32>(1.0)), corr);
+}
+
+// Tokens m0 .. m0 + cnt - 1 (2 <= cnt <= 4) of one sequence, head h: each K and V element is
+// loaded once for all of them. Slots past cnt repeat the last token and are not written. Keys go
+// 8 at a time up to the run's last slot; a key no token of the run sees reads key j0 and weighs 0.
+fn attend_run(m0: u32, cnt: u32, h: u32) {
+  let hd = p.headDim;
+  let kvh = h / (p.numHeads / p.numKvHeads);
+  let qStr = q_stride();
+  let kvStride = p.numKvHeads * hd;
+  let off = kvh * hd;
+  let mm = vec4<u32>(m0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(cnt - 1u));
+  let t0 = tokMeta[mm.x];
+  let t1 = tokMeta[mm.y];
+  let t2 = tokMeta[mm.z];
+  let t3 = tokMeta[mm.w];
+  let qb = mm * qStr + vec4<u32>(h * hd);
+  let row = t0.y;
+  let nKeys = max(max(t0.z, t1.z), max(t2.z, t3.z)) + 1u;
+  var o0: array<f32, MAX_HD>;
+  var o1: array<f32, MAX_HD>;
+  var o2: array<f32, MAX_HD>;
+  var o3: array<f32, MAX_HD>;
+  for (var d = 0u; d < hd; d++) {
+    o0[d] = 0.0;
+    o1[d] = 0.0;
+    o2[d] = 0.0;
+    o3[d] = 0.0;
+  }
+  var st0 = vec2<f32>(-3.0e38, 0.0);
+  var st1 = st0;
+  var st2 = st0;
+  var st3 = st0;
+  for (var j0 = 0u; j0 < nKeys; j0 += 8u) {
+    let jA = vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let jB = jA + vec4<u32>(4u);
+    let v0A = sees4(t0, jA);
+    let v1A = sees4(t1, jA);
+    let v2A = sees4(t2, jA);
+    let v3A = sees4(t3, jA);
+    let v0B = sees4(t0, jB);
+    let v1B = sees4(t1, jB);
+    let v2B = sees4(t2, jB);
+    let v3B = sees4(t3, jB);
+    let anyA = v0A | v1A | v2A | v3A;
+    let anyB = v0B | v1B | v2B | v3B;
+    let kA = vec4<u32>(kv_slot(row, select(j0, jA.x, anyA.x)), kv_slot(row, select(j0, jA.y, anyA.y)),
+                       kv_slot(row, select(j0, jA.z, anyA.z)), kv_slot(row, select(j0, jA.w, anyA.w))) * kvStride + off;
+    let kB = vec4<u32>(kv_slot(row, select(j0, jB.x, anyB.x)), kv_slot(row, select(j0, jB.y, anyB.y)),
+                       kv_slot(row, select(j0, jB.z, anyB.z)), kv_slot(row, select(j0, jB.w, anyB.w))) * kvStride + off;
+    var s0A = vec4<f32>(0.0);
+    var s1A = vec4<f32>(0.0);
+    var s2A = vec4<f32>(0.0);
+    var s3A = vec4<f32>(0.0);
+    var s0B = vec4<f32>(0.0);
+    var s1B = vec4<f32>(0.0);
+    var s2B = vec4<f32>(0.0);
+    var s3B = vec4<f32>(0.0);
+    for (var d = 0u; d < hd; d++) {
+      let ka = vec4<f32>(Kc[kA.x + d], Kc[kA.y + d], Kc[kA.z + d], Kc[kA.w + d]);
+      let kb = vec4<f32>(Kc[kB.x + d], Kc[kB.y + d], Kc[kB.z + d], Kc[kB.w + d]);
+      let q0 = Q[qb.x + d];
+      let q1 = Q[qb.y + d];
+      let q2 = Q[qb.z + d];
+      let q3 = Q[qb.w + d];
+      s0A += q0 * ka;
+      s1A += q1 * ka;
+      s2A += q2 * ka;
+      s3A += q3 * ka;
+      s0B += q0 * kb;
+      s1B += q1 * kb;
+      s2B += q2 * kb;
+      s3B += q3 * kb;
+    }
+    var w0A: vec4<f32>;
+    var w1A: vec4<f32>;
+    var w2A: vec4<f32>;
+    var w3A: vec4<f32>;
+    var w0B: vec4<f32>;
+    var w1B: vec4<f32>;
+    var w2B: vec4<f32>;
+    var w3B: vec4<f32>;
+    let r0 = chunk_softmax(st0, s0A * p.scale, s0B * p.scale, v0A, v0B, &w0A, &w0B);
+    let r1 = chunk_softmax(st1, s1A * p.scale, s1B * p.scale, v1A, v1B, &w1A, &w1B);
+    let r2 = chunk_softmax(st2, s2A * p.scale, s2B * p.scale, v2A, v2B, &w2A, &w2B);
+    let r3 = chunk_softmax(st3, s3A * p.scale, s3B * p.scale, v3A, v3B, &w3A, &w3B);
+    st0 = r0.xy;
+    st1 = r1.xy;
+    st2 = r2.xy;
+    st3 = r3.xy;
+    for (var d = 0u; d < hd; d++) {
+      let va = vec4<f32>(Vc[kA.x + d], Vc[kA.y + d], Vc[kA.z + d], Vc[kA.w + d]);
+      let vb = vec4<f32>(Vc[kB.x + d], Vc[kB.y + d], Vc[kB.z + d], Vc[kB.w + d]);
+      o0[d] = o0[d] * r0.z + dot(w0A, va) + dot(w0B, vb);
+      o1[d] = o1[d] * r1.z + dot(w1A, va) + dot(w1B, vb);
+      o2[d] = o2[d] * r2.z + dot(w2A, va) + dot(w2B, vb);
+      o3[d] = o3[d] * r3.z + dot(w3A, va) + dot(w3B, vb);
+    }
+  }
+  let ob = (mm * p.numHeads + vec4<u32>(h)) * hd;
+  for (var d = 0u; d < hd; d++) {
+    O[ob.x + d] = o0[d] / st0.y;
+    O[ob.y + d] = o1[d] / st1.y;
+    if (cnt > 2u) { O[ob.z + d] = o2[d] / st2.y; }
+    if (cnt > 3u) { O[ob.w + d] = o3[d] / st3.y; }
+  }
 }

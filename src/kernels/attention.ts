@@ -113,7 +113,8 @@ export class Attention {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, this.bg);
     if (this.barrierFree) {
-      const [gx, gy] = grid(Math.ceil((numTokens * this.numHeads) / 4)); // ROWS_WG in attention.wgsl
+      // A thread per (quad of 4 tokens, head), 4 threads a workgroup (ROWS_WG in attention.wgsl).
+      const [gx, gy] = grid(Math.ceil((Math.ceil(numTokens / 4) * this.numHeads) / 4));
       pass.dispatchWorkgroups(gx, gy);
       return;
     }
