@@ -400,9 +400,9 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 }
 
 // ---- matmul_rows / matvec_rows: the matmul for CPU-backed adapters (GpuTuning.barrierFree), every M.
-// Each thread owns RR = 8 weight rows and RT = 8 tokens (matvec_rows: 1 token). Per 32-weight block
+// Each thread owns RR = 8 weight rows and MR_T = 2-8 tokens (matvec_rows: 1). Per 32-weight block
 // it dequantizes each row four weights at a time (w4_at) and applies them to each of its tokens,
-// so an X vec4 is read once per 8 rows and a weight dequantized once per RT tokens. No workgroup
+// so an X vec4 is read once per 8 rows and a weight dequantized once per MR_T tokens. No workgroup
 // memory, no barrier, few live values: SwiftShader runs each invocation as a SIMD lane, emulates
 // every storage load as a gather and spills what does not fit its registers. bench/matmul-kernels.ts
 // times them beside the GPU kernels (at one token 1.5-3.9x less time than a subgroup per row);
@@ -467,7 +467,6 @@ fn w4_at(k: Blk, i: u32) -> vec4<f32> {
 }
 
 const RR: u32 = 8u; // weight rows per thread
-const RT: u32 = 8u; // tokens per thread in matmul_rows
 
 // The 8 rows' blocks and their weights at position i. Written out row by row, and the kernels
 // below spell out their 8 dot products: SwiftShader keeps a function-scope array in registers only
@@ -498,32 +497,71 @@ fn tail_dot(n: u32, xr: u32) -> f32 {
   return s;
 }
 
+// matmul_rows: 8 rows x MR_T tokens a thread, MR_T = 2, 4 or 8 (the host picks the smallest that
+// holds M, so a step of 2-4 tokens does not pay for 8). The tokens are spelled out like the rows,
+// each with its own accumulators: indexed by a token loop they lived in memory, and this form
+// took 1.3-1.75x less time at M = 8 and 64 (measured on SwiftShader). Tokens past M repeat the
+// last row of X (never stored); the `MR_T > t` tests are constants after pipeline creation.
+override MR_T: u32 = 8u;
+
 @compute @workgroup_size(8, 8)
 fn matmul_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let M = num_rows_m();
   let n0 = gid.x * RR;
-  let m0 = gid.y * RT;
+  let m0 = gid.y * MR_T;
   if (n0 >= p.N || m0 >= M) { return; }
   let kv4 = p.K >> 2u;
-  let nToks = min(RT, M - m0);
   let xr0 = p.xRowOffset + m0;
-  var acc: array<array<vec4<f32>, 2>, RT>; // acc[token][row / 4][row % 4]
-  for (var j = 0u; j < RT; j++) { acc[j][0] = vec4<f32>(0.0); acc[j][1] = vec4<f32>(0.0); }
+  let xLast = vec4<u32>(p.xRowOffset + M - 1u);
+  let xoA = min(vec4<u32>(xr0) + vec4<u32>(0u, 1u, 2u, 3u), xLast) * kv4;
+  let xoB = min(vec4<u32>(xr0) + vec4<u32>(4u, 5u, 6u, 7u), xLast) * kv4;
+  var a0: array<vec4<f32>, 2>; // token m0 + 0, rows n0 .. n0 + 7
+  var a1: array<vec4<f32>, 2>; // token m0 + 1, rows n0 .. n0 + 7
+  var a2: array<vec4<f32>, 2>; // token m0 + 2, rows n0 .. n0 + 7
+  var a3: array<vec4<f32>, 2>; // token m0 + 3, rows n0 .. n0 + 7
+  var a4: array<vec4<f32>, 2>; // token m0 + 4, rows n0 .. n0 + 7
+  var a5: array<vec4<f32>, 2>; // token m0 + 5, rows n0 .. n0 + 7
+  var a6: array<vec4<f32>, 2>; // token m0 + 6, rows n0 .. n0 + 7
+  var a7: array<vec4<f32>, 2>; // token m0 + 7, rows n0 .. n0 + 7
   let blocks = p.K >> 5u;
   for (var b = 0u; b < blocks; b++) {
     var info = rows_info(n0, b);
     for (var i = 0u; i < 8u; i++) {
       let w = rows_w4(&info, i);
-      var xo = xr0 * kv4 + 8u * b + i;
-      for (var j = 0u; j < nToks; j++) {
-        let x = X[xo];
-        acc[j][0] += vec4<f32>(dot(w[0], x), dot(w[1], x), dot(w[2], x), dot(w[3], x));
-        acc[j][1] += vec4<f32>(dot(w[4], x), dot(w[5], x), dot(w[6], x), dot(w[7], x));
-        xo += kv4;
+      let c = 8u * b + i;
+      let x0 = X[xoA.x + c];
+      a0[0] += vec4<f32>(dot(w[0], x0), dot(w[1], x0), dot(w[2], x0), dot(w[3], x0));
+      a0[1] += vec4<f32>(dot(w[4], x0), dot(w[5], x0), dot(w[6], x0), dot(w[7], x0));
+      let x1 = X[xoA.y + c];
+      a1[0] += vec4<f32>(dot(w[0], x1), dot(w[1], x1), dot(w[2], x1), dot(w[3], x1));
+      a1[1] += vec4<f32>(dot(w[4], x1), dot(w[5], x1), dot(w[6], x1), dot(w[7], x1));
+      if (MR_T > 2u) {
+        let x2 = X[xoA.z + c];
+        a2[0] += vec4<f32>(dot(w[0], x2), dot(w[1], x2), dot(w[2], x2), dot(w[3], x2));
+        a2[1] += vec4<f32>(dot(w[4], x2), dot(w[5], x2), dot(w[6], x2), dot(w[7], x2));
+        let x3 = X[xoA.w + c];
+        a3[0] += vec4<f32>(dot(w[0], x3), dot(w[1], x3), dot(w[2], x3), dot(w[3], x3));
+        a3[1] += vec4<f32>(dot(w[4], x3), dot(w[5], x3), dot(w[6], x3), dot(w[7], x3));
+      }
+      if (MR_T > 4u) {
+        let x4 = X[xoB.x + c];
+        a4[0] += vec4<f32>(dot(w[0], x4), dot(w[1], x4), dot(w[2], x4), dot(w[3], x4));
+        a4[1] += vec4<f32>(dot(w[4], x4), dot(w[5], x4), dot(w[6], x4), dot(w[7], x4));
+        let x5 = X[xoB.y + c];
+        a5[0] += vec4<f32>(dot(w[0], x5), dot(w[1], x5), dot(w[2], x5), dot(w[3], x5));
+        a5[1] += vec4<f32>(dot(w[4], x5), dot(w[5], x5), dot(w[6], x5), dot(w[7], x5));
+        let x6 = X[xoB.z + c];
+        a6[0] += vec4<f32>(dot(w[0], x6), dot(w[1], x6), dot(w[2], x6), dot(w[3], x6));
+        a6[1] += vec4<f32>(dot(w[4], x6), dot(w[5], x6), dot(w[6], x6), dot(w[7], x6));
+        let x7 = X[xoB.w + c];
+        a7[0] += vec4<f32>(dot(w[0], x7), dot(w[1], x7), dot(w[2], x7), dot(w[3], x7));
+        a7[1] += vec4<f32>(dot(w[4], x7), dot(w[5], x7), dot(w[6], x7), dot(w[7], x7));
       }
     }
   }
+  var acc = array<array<vec4<f32>, 2>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
   let nRows = min(RR, p.N - n0);
+  let nToks = min(MR_T, M - m0);
   for (var j = 0u; j < nToks; j++) {
     for (var r = 0u; r < nRows; r++) {
       var v = acc[j][r >> 2u][r & 3u];

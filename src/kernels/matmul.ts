@@ -2,7 +2,7 @@
 // On GPUs, M <= MATVEC_MAX_M uses the matvec (one pipeline per bucket of M, so a weight is read
 // once for up to 16 tokens: batched decode and verified token trees), larger M 64x64 tiles through
 // workgroup memory. On CPU-backed adapters (GpuTuning.barrierFree) every M takes the barrier-free
-// 8-row kernels: matvec_rows for one token, matmul_rows (8 rows x 8 tokens a thread) for more.
+// 8-row kernels: matvec_rows for one token, matmul_rows (8 rows x 2, 4 or 8 tokens a thread) for more.
 
 import type { GpuContext } from '../gpu/device.js';
 import { grid, uniformFrom } from '../gpu/buffers.js';
@@ -45,6 +45,9 @@ export class Matmul {
   private readonly barrierFree: boolean;
   /** matvec_rows (CPU-backed adapters, M = 1); null on GPUs. */
   private readonly rowsVec: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null;
+  /** matmul_rows by tokens a thread (MR_T: 2, 4, 8), made at first use (CPU-backed adapters). */
+  private readonly rowsMat = new Map<number, { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup }>();
+  private readonly makeRowsMat: (tokens: number) => { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup };
 
   constructor(
     ctx: GpuContext,
@@ -73,7 +76,7 @@ export class Matmul {
     if (!ctx.adapter.isFallback) for (const maxM of buckets) ctx.pipelines.prewarm(...vecVariant(maxM));
     // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
     this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 8; // MV_WG / MV_TPR
-    this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_rows' : 'matmul_tiled', constants);
+    this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_rows' : 'matmul_tiled', this.barrierFree ? { ...constants, MR_T: 8 } : constants);
     // The bias binding is statically used, so something must be bound: x stands in when unused.
     const bindGroup = (p: GPUComputePipeline, vec4Weights: boolean): GPUBindGroup =>
       ctx.device.createBindGroup({
@@ -97,6 +100,11 @@ export class Matmul {
     this.bgTiled = bindGroup(this.pTiled, this.barrierFree);
     const pRowsVec = this.barrierFree ? ctx.pipelines.get('matmul', 'matvec_rows', constants) : null;
     this.rowsVec = pRowsVec ? { pipeline: pRowsVec, bindGroup: bindGroup(pRowsVec, true) } : null;
+    if (this.barrierFree) this.rowsMat.set(8, { pipeline: this.pTiled, bindGroup: this.bgTiled });
+    this.makeRowsMat = (tokens) => {
+      const pipeline = ctx.pipelines.get('matmul', 'matmul_rows', { ...constants, MR_T: tokens });
+      return { pipeline, bindGroup: bindGroup(pipeline, true) };
+    };
   }
 
   /** Record the dispatch for `numTokens` rows of X (ignored when mFixed is set). */
@@ -117,11 +125,18 @@ export class Matmul {
       pass.setBindGroup(0, vec.bindGroup);
       const [gx, gy] = grid(Math.ceil(this.w.N / this.rowsPerWorkgroup));
       pass.dispatchWorkgroups(gx, gy);
+    } else if (this.barrierFree) {
+      // matmul_rows: 8x8 threads of 8 rows x T tokens, T the smallest of 2, 4, 8 that holds M.
+      const T = M <= 2 ? 2 : M <= 4 ? 4 : 8;
+      let k = this.rowsMat.get(T);
+      if (!k) this.rowsMat.set(T, (k = this.makeRowsMat(T)));
+      pass.setPipeline(k.pipeline);
+      pass.setBindGroup(0, k.bindGroup);
+      pass.dispatchWorkgroups(Math.ceil(this.w.N / 64), Math.ceil(M / (8 * T)));
     } else {
+      // 64 rows x 64 tokens per workgroup: 16x16 threads of 4x4.
       pass.setPipeline(this.pTiled);
       pass.setBindGroup(0, this.bgTiled);
-      // Both cover 64 rows x 64 tokens per workgroup: matmul_tiled with 16x16 threads of 4x4,
-      // matmul_rows with 8x8 threads of 8 rows x 8 tokens.
       pass.dispatchWorkgroups(Math.ceil(this.w.N / 64), Math.ceil(M / 64));
     }
   }

@@ -20,10 +20,10 @@ const TYPES: { name: string; type: GGMLType; Ks: number[] }[] = [
   { name: 'Q4_K', type: GGMLType.Q4_K, Ks: [256, 512] },
   { name: 'Q6_K', type: GGMLType.Q6_K, Ks: [256, 512] },
 ];
-// On GPUs 1, 3, 6 and 13 take the matvec path (buckets 1, 4, 8, 16), 64 and 67 the tiled one (67: a ragged second
-// tile row); on CPU-backed adapters (barrier-free) 1 takes matvec_rows, the others matmul_rows (3, 6: a partial
-// 8-token tile; 13, 67: a partial second one).
-const MS = [1, 3, 6, 13, 64, 67];
+// On GPUs 1, 2, 3, 6 and 13 take the matvec path (buckets 1, 4, 8, 16), 64 and 67 the tiled one (67: a ragged second
+// tile row); on CPU-backed adapters (barrier-free) 1 takes matvec_rows, the others matmul_rows with 2 (M = 2), 4
+// (3: one token short) or 8 tokens a thread (6: a partial thread; 13, 67: a partial second one).
+const MS = [1, 2, 3, 6, 13, 64, 67];
 // Not multiples of 64: ragged last tile / workgroup rows (37: nor of the barrier-free kernels' 8 rows a thread).
 const NS = [72, 37];
 
