@@ -35,7 +35,10 @@ fn begin_row(row: u32) -> Params {
   return q;
 }
 
-const WG: u32 = 256u;
+// Threads per row, a power of two: 256 on GPUs, 128 or fewer where workgroup barriers are dear
+// (CPU-backed adapters take 4, one SIMD group of SwiftShader's, where a barrier switches fibers
+// once per 4 threads).
+override WG: u32 = 256u;
 var<workgroup> rf: array<f32, WG>;
 var<workgroup> ru: array<u32, WG>;
 var<workgroup> seg: array<f32, WG>;
@@ -102,22 +105,25 @@ fn radix_threshold(t: u32, floorKey: u32, useMass: bool, invT: f32, mx: f32, goa
         pm[(k >> shift) & 15u] += select(1.0, exp((l - mx) * invT), useMass);
       }
     }
-    // 256 threads x 16 bins -> 16 bins x 128 -> 16 bins x 16 (in rf) -> thread 0
     workgroupBarrier();
-    if (t < 128u) {
-      for (var b = 0u; b < 16u; b++) { rbin[b * 128u + t] = pm[b]; }
-    }
-    workgroupBarrier();
-    if (t >= 128u) {
-      for (var b = 0u; b < 16u; b++) { rbin[b * 128u + t - 128u] += pm[b]; }
-    }
-    workgroupBarrier();
-    {
+    if (WG >= 256u) {
+      // 256 threads x 16 bins -> 16 bins x 128 -> 16 bins x 16 (in rf) -> thread 0
+      if (t < 128u) {
+        for (var b = 0u; b < 16u; b++) { rbin[b * 128u + t] = pm[b]; }
+      }
+      workgroupBarrier();
+      if (t >= 128u) {
+        for (var b = 0u; b < 16u; b++) { rbin[b * 128u + t - 128u] += pm[b]; }
+      }
+      workgroupBarrier();
       let b = t >> 4u;
       let lane = t & 15u;
       var s = 0.0;
       for (var i = 0u; i < 8u; i++) { s += rbin[b * 128u + lane + 16u * i]; }
       rf[t] = s;
+    } else {
+      // WG <= 128 threads x 16 bins, summed by thread 0
+      for (var b = 0u; b < 16u; b++) { rbin[b * WG + t] = pm[b]; }
     }
     workgroupBarrier();
     if (t == 0u) {
@@ -128,7 +134,11 @@ fn radix_threshold(t: u32, floorKey: u32, useMass: bool, invT: f32, mx: f32, goa
       var newAbove = above;
       for (var dd = 16u; dd > 0u; dd--) {
         var bm = 0.0;
-        for (var lane = 0u; lane < 16u; lane++) { bm += rf[(dd - 1u) * 16u + lane]; }
+        if (WG >= 256u) {
+          for (var lane = 0u; lane < 16u; lane++) { bm += rf[(dd - 1u) * 16u + lane]; }
+        } else {
+          for (var j = 0u; j < WG; j++) { bm += rbin[(dd - 1u) * WG + j]; }
+        }
         d = dd - 1u;
         newAbove = acc;
         if (acc + bm >= goal) { break; }

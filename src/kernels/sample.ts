@@ -46,8 +46,11 @@ export class Sampler {
     this.device = ctx.device;
     this.data = new ArrayBuffer(maxRows * PARAM_WORDS * 4);
     this.params = ctx.device.createBuffer({ label: 'sample.params', size: this.data.byteLength, usage: STORAGE | COPY_DST });
-    this.pSample = ctx.pipelines.get('sample', 'sample');
-    this.pTop = ctx.pipelines.get('sample', 'top_logprobs');
+    // Threads per row (WG in sample.wgsl): on CPU-backed adapters one SIMD group, so that the
+    // scans' barriers do not switch between 64 fibers each.
+    const wg = { WG: ctx.tuning.barrierFree ? 4 : 256 };
+    this.pSample = ctx.pipelines.get('sample', 'sample', wg);
+    this.pTop = ctx.pipelines.get('sample', 'top_logprobs', wg);
     const bg = (p: GPUComputePipeline): GPUBindGroup =>
       ctx.device.createBindGroup({
         layout: p.getBindGroupLayout(0),

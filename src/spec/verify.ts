@@ -133,7 +133,7 @@ export class SpecKernels {
 
   /**
    * `workgroupSize`: threads per workgroup, a power of two <= 256; default 256 for vocabularies of
-   * 4096 and more, fewer for tiny ones (about 16 tokens per thread).
+   * 4096 and more, fewer for tiny ones (about 16 tokens per thread), at most 4 on CPU-backed adapters.
    */
   constructor(ctx: GpuContext, opts: { vocab: number; maxSeqs: number; maxNodes: number; pLogits: GPUBuffer; qLogits: GPUBuffer; workgroupSize?: number }) {
     this.device = ctx.device;
@@ -150,7 +150,10 @@ export class SpecKernels {
     this.seqWords = new Uint32Array(opts.maxSeqs * SEQ_WORDS);
     this.seqFloats = new Float32Array(this.seqWords.buffer);
     this.jobWords = new Uint32Array(opts.maxNodes * 2);
-    const wg = opts.workgroupSize ?? Math.min(256, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(opts.vocab / 16)))));
+    // On CPU-backed adapters one SIMD group (4 threads), as in the sampler: there a barrier
+    // switches fibers once per 4 threads of the workgroup.
+    const byVocab = Math.min(256, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(opts.vocab / 16)))));
+    const wg = opts.workgroupSize ?? (ctx.tuning.barrierFree ? Math.min(4, byVocab) : byVocab);
     if (!(wg >= 1 && wg <= 256 && (wg & (wg - 1)) === 0)) throw new Error(`hearth internal error: spec workgroup size ${wg}, want a power of two <= 256`);
     this.workgroupSize = wg;
     this.pExpand = ctx.pipelines.get('spec', 'expand', { WG: wg });

@@ -7,7 +7,7 @@ import { storageFrom } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { NODE_WORDS, NO_ROW, SpecKernels, VERIFY_OUT_WORDS, type TreeSeqSpec, type VerifyMethod, type VerifyResult } from '../../src/spec/verify.js';
 import { chiSquare, expandRef, expectedAccepted, softmaxT, verifyRef } from '../../src/spec/verify-ref.js';
-import { expectClose, gpu, randn, readU32, rng, TOL, validated } from './helpers.js';
+import { expectClose, gpu, randn, readU32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 /** Rows of logits as one buffer. */
 function rowsBuffer(ctx: GpuContext, rows: readonly Float32Array[]): GPUBuffer {
@@ -88,102 +88,107 @@ function binaryTree(rootToken: number, point: ((y: number) => number[]) | null, 
 }
 
 describe('spec verify: greedy walks equal the CPU walk, token for token', () => {
-  // not multiples of the workgroup; 1000 gets 64 threads, 33000 (a real vocabulary) 256
-  for (const V of [1000, 33000])
-    it(`V ${V}: argmax second child, point-mass tree, GPU-expanded greedy tree, T = 0 with a sampled method`, async () => {
-      const ctx = await gpu();
-      const nRows = 12;
-      const P = Array.from({ length: nRows }, (_, i) => randn(rng(700 + i), V, 2));
-      const Q = Array.from({ length: nRows }, (_, i) => randn(rng(800 + i), V, 2));
-      const am = (l: Float32Array): number => l.reduce((b, v, i) => (v > l[b]! ? i : b), 0);
-      // A tie for the argmax in row 3 (lowest index wins).
-      P[3]![17] = 50;
-      P[3]![911] = 50;
-      const pointSeq: TreeSeqSpec = {
-        method: 'greedy',
-        temperature: 0.7, // method greedy wins over the temperature
-        draftTemperature: 1,
-        seed: 1,
-        counter: 10,
-        nodes: [
-          { token: 5, parent: -1, pRow: 0, qRow: NO_ROW },
-          { token: (am(P[0]!) + 1) % V, parent: 0, pRow: 1, qRow: NO_ROW },
-          { token: am(P[0]!), parent: 0, pRow: 3, qRow: NO_ROW }, // the argmax is the second child
-          { token: 3, parent: 1, pRow: 4, qRow: NO_ROW },
-          { token: 911, parent: 2, pRow: 5, qRow: NO_ROW },
-          { token: 17, parent: 2, pRow: 6, qRow: NO_ROW }, // tie: 17 beats 911
-          { token: am(P[6]!), parent: 5, pRow: 7, qRow: NO_ROW },
-        ],
-      };
-      const missSeq: TreeSeqSpec = {
-        ...pointSeq,
-        method: 'rrs',
-        temperature: 0, // T <= 0: greedy whatever the method
-        nodes: [
-          { token: 1, parent: -1, pRow: 8, qRow: NO_ROW },
-          { token: (am(P[8]!) + 3) % V, parent: 0, pRow: 9, qRow: NO_ROW },
-        ],
-      };
-      // GPU-expanded greedy tree: drafts are the draft's top tokens; row = token % nRows
-      const rows = (token: number): { pRow: number; qRow: number } => ({ pRow: token % nRows, qRow: token % nRows });
-      const expSeq = (method: VerifyMethod, temperature: number): TreeSeqSpec => ({
-        method,
-        temperature,
-        draftTemperature: 1,
-        seed: 9,
-        counter: 0,
-        nodes: [
-          { token: 2, parent: -1, pRow: 2, qRow: 2 },
-          { token: 0, parent: 0, pRow: 0, qRow: 0 },
-          { token: 0, parent: 0, pRow: 0, qRow: 0 },
-          { token: 0, parent: 0, pRow: 0, qRow: 0 },
-          { token: 0, parent: 1, pRow: 0, qRow: 0 },
-          { token: 0, parent: 1, pRow: 0, qRow: 0 },
-        ],
+  // not multiples of the workgroup; 1000 gets 64 threads, 33000 (a real vocabulary) 256; on
+  // CPU-backed adapters (barrierFree) both get 4
+  for (const barrierFree of [false, true])
+    for (const V of [1000, 33000])
+      it(`V ${V}, barrierFree ${barrierFree}: argmax second child, point-mass tree, GPU-expanded greedy tree, T = 0 with a sampled method`, async () => {
+        const ctx = withTuning(
+          await gpu(),
+          TUNINGS.find((t) => t.barrierFree === barrierFree && !t.matvecSubgroups)!,
+        );
+        const nRows = 12;
+        const P = Array.from({ length: nRows }, (_, i) => randn(rng(700 + i), V, 2));
+        const Q = Array.from({ length: nRows }, (_, i) => randn(rng(800 + i), V, 2));
+        const am = (l: Float32Array): number => l.reduce((b, v, i) => (v > l[b]! ? i : b), 0);
+        // A tie for the argmax in row 3 (lowest index wins).
+        P[3]![17] = 50;
+        P[3]![911] = 50;
+        const pointSeq: TreeSeqSpec = {
+          method: 'greedy',
+          temperature: 0.7, // method greedy wins over the temperature
+          draftTemperature: 1,
+          seed: 1,
+          counter: 10,
+          nodes: [
+            { token: 5, parent: -1, pRow: 0, qRow: NO_ROW },
+            { token: (am(P[0]!) + 1) % V, parent: 0, pRow: 1, qRow: NO_ROW },
+            { token: am(P[0]!), parent: 0, pRow: 3, qRow: NO_ROW }, // the argmax is the second child
+            { token: 3, parent: 1, pRow: 4, qRow: NO_ROW },
+            { token: 911, parent: 2, pRow: 5, qRow: NO_ROW },
+            { token: 17, parent: 2, pRow: 6, qRow: NO_ROW }, // tie: 17 beats 911
+            { token: am(P[6]!), parent: 5, pRow: 7, qRow: NO_ROW },
+          ],
+        };
+        const missSeq: TreeSeqSpec = {
+          ...pointSeq,
+          method: 'rrs',
+          temperature: 0, // T <= 0: greedy whatever the method
+          nodes: [
+            { token: 1, parent: -1, pRow: 8, qRow: NO_ROW },
+            { token: (am(P[8]!) + 3) % V, parent: 0, pRow: 9, qRow: NO_ROW },
+          ],
+        };
+        // GPU-expanded greedy tree: drafts are the draft's top tokens; row = token % nRows
+        const rows = (token: number): { pRow: number; qRow: number } => ({ pRow: token % nRows, qRow: token % nRows });
+        const expSeq = (method: VerifyMethod, temperature: number): TreeSeqSpec => ({
+          method,
+          temperature,
+          draftTemperature: 1,
+          seed: 9,
+          counter: 0,
+          nodes: [
+            { token: 2, parent: -1, pRow: 2, qRow: 2 },
+            { token: 0, parent: 0, pRow: 0, qRow: 0 },
+            { token: 0, parent: 0, pRow: 0, qRow: 0 },
+            { token: 0, parent: 0, pRow: 0, qRow: 0 },
+            { token: 0, parent: 1, pRow: 0, qRow: 0 },
+            { token: 0, parent: 1, pRow: 0, qRow: 0 },
+          ],
+        });
+        // Make the draft agree with the target at the root so the walk goes deep: Q[2] = P[2].
+        Q[2] = P[2]!.slice();
+        const pBuf = rowsBuffer(ctx, P);
+        const qBuf = rowsBuffer(ctx, Q);
+        const k = new SpecKernels(ctx, { vocab: V, maxSeqs: 8, maxNodes: 64, pLogits: pBuf, qLogits: qBuf });
+        // A chain of MAX_TREE_DEPTH drafts, each the target's argmax: all accepted, then the bonus at depth 8.
+        const chainSeq: TreeSeqSpec = {
+          ...pointSeq,
+          nodes: Array.from({ length: 9 }, (_, d) => ({ token: d === 0 ? 4 : am(P[(d - 1) % nRows]!), parent: d - 1, pRow: d % nRows, qRow: NO_ROW })),
+        };
+        const seqs = [pointSeq, missSeq, expSeq('greedy', 1), expSeq('spechub', 0), chainSeq];
+        const { seqs: done, results } = await pipeline(ctx, k, seqs, rows);
+        // expand: each expanded node's children are the draft's top tokens
+        for (const s of done.slice(2, 4))
+          for (const [node, w] of [
+            [0, 3],
+            [1, 2],
+          ] as const) {
+            const first = s.nodes.findIndex((n) => n.parent === node);
+            const got = s.nodes.slice(first, first + w).map((n) => n.token);
+            expect(got).toEqual(expandRef(Q[s.nodes[node]!.qRow]!, s, node, w));
+          }
+        const want = done.map((s) =>
+          verifyRef(
+            s,
+            (r) => P[r]!,
+            (r) => Q[r]!,
+          ),
+        );
+        expect(results.map((r) => r.path)).toEqual(want.map((r) => r.path));
+        expect(results.map((r) => r.tokens.map((t) => t.token))).toEqual(want.map((r) => r.tokens.map((t) => t.token)));
+        expectClose(
+          results.flatMap((r) => r.tokens.map((t) => t.logprob)),
+          want.flatMap((r) => r.tokens.map((t) => t.logprob)),
+          { maxNmse: TOL.transcendental },
+        );
+        expect(want[0]!.path).toEqual([2, 5, 6]); // second child, then the tie's lowest index, then a leaf
+        expect(want[1]!.path).toEqual([]); // no child matched: bonus only
+        expect(want[2]!.path.length).toBeGreaterThan(0);
+        expect(want[4]!.path).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+        expect(want[4]!.tokens[8]!.token).toBe(am(P[8]!));
+        expect(k.workgroupSize).toBe(barrierFree ? 4 : V > 4096 ? 256 : 64);
       });
-      // Make the draft agree with the target at the root so the walk goes deep: Q[2] = P[2].
-      Q[2] = P[2]!.slice();
-      const pBuf = rowsBuffer(ctx, P);
-      const qBuf = rowsBuffer(ctx, Q);
-      const k = new SpecKernels(ctx, { vocab: V, maxSeqs: 8, maxNodes: 64, pLogits: pBuf, qLogits: qBuf });
-      // A chain of MAX_TREE_DEPTH drafts, each the target's argmax: all accepted, then the bonus at depth 8.
-      const chainSeq: TreeSeqSpec = {
-        ...pointSeq,
-        nodes: Array.from({ length: 9 }, (_, d) => ({ token: d === 0 ? 4 : am(P[(d - 1) % nRows]!), parent: d - 1, pRow: d % nRows, qRow: NO_ROW })),
-      };
-      const seqs = [pointSeq, missSeq, expSeq('greedy', 1), expSeq('spechub', 0), chainSeq];
-      const { seqs: done, results } = await pipeline(ctx, k, seqs, rows);
-      // expand: each expanded node's children are the draft's top tokens
-      for (const s of done.slice(2, 4))
-        for (const [node, w] of [
-          [0, 3],
-          [1, 2],
-        ] as const) {
-          const first = s.nodes.findIndex((n) => n.parent === node);
-          const got = s.nodes.slice(first, first + w).map((n) => n.token);
-          expect(got).toEqual(expandRef(Q[s.nodes[node]!.qRow]!, s, node, w));
-        }
-      const want = done.map((s) =>
-        verifyRef(
-          s,
-          (r) => P[r]!,
-          (r) => Q[r]!,
-        ),
-      );
-      expect(results.map((r) => r.path)).toEqual(want.map((r) => r.path));
-      expect(results.map((r) => r.tokens.map((t) => t.token))).toEqual(want.map((r) => r.tokens.map((t) => t.token)));
-      expectClose(
-        results.flatMap((r) => r.tokens.map((t) => t.logprob)),
-        want.flatMap((r) => r.tokens.map((t) => t.logprob)),
-        { maxNmse: TOL.transcendental },
-      );
-      expect(want[0]!.path).toEqual([2, 5, 6]); // second child, then the tie's lowest index, then a leaf
-      expect(want[1]!.path).toEqual([]); // no child matched: bonus only
-      expect(want[2]!.path.length).toBeGreaterThan(0);
-      expect(want[4]!.path).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-      expect(want[4]!.tokens[8]!.token).toBe(am(P[8]!));
-      expect(k.workgroupSize).toBe(V > 4096 ? 256 : 64);
-    });
 });
 
 describe('spec verify: sampled walks match the reference draw for draw', () => {
