@@ -181,8 +181,8 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 //   quad's runs of tokens of one sequence. A lone token (decode) takes `attend_one`; a run of 2–4
 //   (a prefill chunk, a draft tree) takes `attend_run`, which loads each K and V element once for
 //   all of the run's tokens instead of once per token.
-// - Keys go in chunks (8 for one token, 4 for a run) whose scores and weights stay in vec4s, so a
-//   Q element is loaded and an output row rewritten once per chunk, not per key.
+// - Keys go 8 at a time, their scores and weights in two vec4s per token, so a Q element is loaded
+//   and an output row rewritten once per 8 keys, not per key.
 // Small workgroups (4 threads: 4 heads of one quad, so a workgroup's threads take the same
 // branches): a decode step has few threads, and each workgroup runs on one CPU core.
 const ROWS_WG: u32 = 4u;
@@ -223,20 +223,15 @@ fn attend_one(m: u32, h: u32) {
   let nKeys = tm.z + 1u;
   var o: array<f32, MAX_HD>;
   for (var d = 0u; d < hd; d++) { o[d] = 0.0; }
-  var runMax = -3.0e38;
-  var runSum = 0.0;
+  var st = vec2<f32>(-3.0e38, 0.0); // running max, running sum
   let off = kvh * hd;
   for (var j0 = 0u; j0 < nKeys; j0 += 8u) {
     let jA = vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u);
     let jB = jA + vec4<u32>(4u);
-    let visA = vec4<bool>(jA.x < nKeys && visible(tm, jA.x), jA.y < nKeys && visible(tm, jA.y),
-                          jA.z < nKeys && visible(tm, jA.z), jA.w < nKeys && visible(tm, jA.w));
-    let visB = vec4<bool>(jB.x < nKeys && visible(tm, jB.x), jB.y < nKeys && visible(tm, jB.y),
-                          jB.z < nKeys && visible(tm, jB.z), jB.w < nKeys && visible(tm, jB.w));
-    let kA = vec4<u32>(kv_slot(tm.y, select(j0, jA.x, visA.x)), kv_slot(tm.y, select(j0, jA.y, visA.y)),
-                       kv_slot(tm.y, select(j0, jA.z, visA.z)), kv_slot(tm.y, select(j0, jA.w, visA.w))) * kvStride + off;
-    let kB = vec4<u32>(kv_slot(tm.y, select(j0, jB.x, visB.x)), kv_slot(tm.y, select(j0, jB.y, visB.y)),
-                       kv_slot(tm.y, select(j0, jB.z, visB.z)), kv_slot(tm.y, select(j0, jB.w, visB.w))) * kvStride + off;
+    let visA = sees4(tm, jA);
+    let visB = sees4(tm, jB);
+    let kA = key_rows4(tm.y, j0, jA, visA, kvStride, off);
+    let kB = key_rows4(tm.y, j0, jB, visB, kvStride, off);
     var sA = vec4<f32>(0.0);
     var sB = vec4<f32>(0.0);
     for (var d = 0u; d < hd; d++) {
@@ -244,23 +239,24 @@ fn attend_one(m: u32, h: u32) {
       sA += q * vec4<f32>(Kc[kA.x + d], Kc[kA.y + d], Kc[kA.z + d], Kc[kA.w + d]);
       sB += q * vec4<f32>(Kc[kB.x + d], Kc[kB.y + d], Kc[kB.z + d], Kc[kB.w + d]);
     }
-    sA *= p.scale;
-    sB *= p.scale;
-    let lo = vec4<f32>(-3.0e38);
-    let m4 = max(select(lo, sA, visA), select(lo, sB, visB));
-    let newMax = max(runMax, max(max(m4.x, m4.y), max(m4.z, m4.w)));
-    let corr = exp(runMax - newMax);
-    let pA = select(vec4<f32>(0.0), exp(sA - newMax), visA);
-    let pB = select(vec4<f32>(0.0), exp(sB - newMax), visB);
-    runSum = runSum * corr + dot(pA, vec4<f32>(1.0)) + dot(pB, vec4<f32>(1.0));
+    var pA: vec4<f32>;
+    var pB: vec4<f32>;
+    let r = chunk_softmax(st, sA * p.scale, sB * p.scale, visA, visB, &pA, &pB);
+    st = r.xy;
     for (var d = 0u; d < hd; d++) {
       let vA = vec4<f32>(Vc[kA.x + d], Vc[kA.y + d], Vc[kA.z + d], Vc[kA.w + d]);
       let vB = vec4<f32>(Vc[kB.x + d], Vc[kB.y + d], Vc[kB.z + d], Vc[kB.w + d]);
-      o[d] = o[d] * corr + dot(pA, vA) + dot(pB, vB);
+      o[d] = o[d] * r.z + dot(pA, vA) + dot(pB, vB);
     }
-    runMax = newMax;
   }
-  for (var d = 0u; d < hd; d++) { O[ob + d] = o[d] / runSum; }
+  for (var d = 0u; d < hd; d++) { O[ob + d] = o[d] / st.y; }
+}
+
+// Cache element offsets of the 4 keys jA of the sequence in table row `row` (head offset `off`); a
+// key not `seen` reads key j0 instead (it weighs 0; j0 is a row of this sequence, so finite).
+fn key_rows4(row: u32, j0: u32, jA: vec4<u32>, seen: vec4<bool>, kvStride: u32, off: u32) -> vec4<u32> {
+  let j = select(vec4<u32>(j0), jA, seen);
+  return vec4<u32>(kv_slot(row, j.x), kv_slot(row, j.y), kv_slot(row, j.z), kv_slot(row, j.w)) * kvStride + off;
 }
 
 // Which of the 4 keys jA token meta `tm` sees: keys 0 ..= its slot, by the tree mask.
@@ -327,10 +323,8 @@ fn attend_run(m0: u32, cnt: u32, h: u32) {
     let v3B = sees4(t3, jB);
     let anyA = v0A | v1A | v2A | v3A;
     let anyB = v0B | v1B | v2B | v3B;
-    let kA = vec4<u32>(kv_slot(row, select(j0, jA.x, anyA.x)), kv_slot(row, select(j0, jA.y, anyA.y)),
-                       kv_slot(row, select(j0, jA.z, anyA.z)), kv_slot(row, select(j0, jA.w, anyA.w))) * kvStride + off;
-    let kB = vec4<u32>(kv_slot(row, select(j0, jB.x, anyB.x)), kv_slot(row, select(j0, jB.y, anyB.y)),
-                       kv_slot(row, select(j0, jB.z, anyB.z)), kv_slot(row, select(j0, jB.w, anyB.w))) * kvStride + off;
+    let kA = key_rows4(row, j0, jA, anyA, kvStride, off);
+    let kB = key_rows4(row, j0, jB, anyB, kvStride, off);
     var s0A = vec4<f32>(0.0);
     var s1A = vec4<f32>(0.0);
     var s2A = vec4<f32>(0.0);

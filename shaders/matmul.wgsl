@@ -409,8 +409,9 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // end to end they doubled prefill and made decode 1.6-2.8x faster on SwiftShader (BENCHMARKS.md).
 
 // Where block `blk` (32 weights) of `row` lies and how it scales, computed once per block: word
-// offsets and shifts for w4_at, and sc = (d, 0) for Q4_0 / Q8_0, (d x scale, dmin x min) for Q4_K,
-// the scales of the two 16-weight halves for Q6_K. F32 / F16 keep the word of the first weight.
+// offsets and shifts for w4_at, and sc = (d, 8d) for Q4_0, (d, 0) for Q8_0, (d x scale, dmin x min)
+// for Q4_K (so a Q4_0 or Q4_K weight is sc.x * raw - sc.y), the scales of the two 16-weight halves
+// for Q6_K. F32 / F16 keep the word of the first weight.
 struct Blk { w0: u32, w1: u32, sh0: u32, sh1: u32, sc: vec2<f32> }
 
 fn blk_info(row: u32, blk: u32) -> Blk {
@@ -420,7 +421,8 @@ fn blk_info(row: u32, blk: u32) -> Blk {
     case 1u: { return Blk((row * K + 32u * blk) >> 1u, 0u, 0u, 0u, vec2<f32>(1.0, 0.0)); }
     case 2u: { // Q4_0: 4 words of nibbles per block
       let b = row * (K >> 5u) + blk;
-      return Blk(4u * b, 0u, 0u, 0u, vec2<f32>(half_at(p.scaleOffWords * 2u + b), 0.0));
+      let d = half_at(p.scaleOffWords * 2u + b);
+      return Blk(4u * b, 0u, 0u, 0u, vec2<f32>(d, 8.0 * d));
     }
     case 8u: { // Q8_0: 8 words of signed bytes per block
       let b = row * (K >> 5u) + blk;
@@ -448,7 +450,7 @@ fn blk_info(row: u32, blk: u32) -> Blk {
 }
 
 // Weights 4i .. 4i + 3 (i < 8) of the block blk_info() described, as stored: the quant values
-// before their scale and offset (floats as they are). Weight = a * raw + b, (a, b) = blk_ab().
+// before their scale and offset (floats as they are); w4_at applies those.
 fn w4_raw(k: Blk, i: u32) -> vec4<f32> {
   let shifts = vec4<u32>(0u, 8u, 16u, 24u);
   switch WTYPE {
@@ -467,28 +469,15 @@ fn w4_raw(k: Blk, i: u32) -> vec4<f32> {
   }
 }
 
-// Scale and offset (a, b) of the block's weights 0-15 (hi false) or 16-31 (hi true).
-fn blk_ab(k: Blk, hi: bool) -> vec2<f32> {
-  switch WTYPE {
-    case 2u: { return vec2<f32>(k.sc.x, -8.0 * k.sc.x); }
-    case 8u: { return vec2<f32>(k.sc.x, 0.0); }
-    case 12u: { return vec2<f32>(k.sc.x, -k.sc.y); }
-    case 14u: {
-      let a = select(k.sc.x, k.sc.y, hi);
-      return vec2<f32>(a, -32.0 * a);
-    }
-    default: { return vec2<f32>(1.0, 0.0); }
-  }
-}
-
 // Weights 4i .. 4i + 3 (i < 8) of the block blk_info() described, dequantized.
 fn w4_at(k: Blk, i: u32) -> vec4<f32> {
-  if (WTYPE <= 1u) { return w4_raw(k, i); }
-  // Q8_0 has no offset; Q6_K's offset is the same 32 for either scale (one subtraction, as measured faster).
-  if (WTYPE == 8u) { return w4_raw(k, i) * k.sc.x; }
-  if (WTYPE == 14u) { return (w4_raw(k, i) - 32.0) * select(k.sc.y, k.sc.x, i < 4u); }
-  let ab = blk_ab(k, i >= 4u);
-  return w4_raw(k, i) * ab.x + ab.y;
+  let raw = w4_raw(k, i);
+  switch WTYPE {
+    case 2u, 12u: { return raw * k.sc.x - k.sc.y; }
+    case 8u: { return raw * k.sc.x; }
+    case 14u: { return (raw - 32.0) * select(k.sc.y, k.sc.x, i < 4u); }
+    default: { return raw; }
+  }
 }
 
 const RR: u32 = 8u; // weight rows per thread
@@ -517,19 +506,11 @@ fn rows_raw(info: ptr<function, array<Blk, RR>>, i: u32) -> array<vec4<f32>, RR>
     w4_raw((*info)[4], i), w4_raw((*info)[5], i), w4_raw((*info)[6], i), w4_raw((*info)[7], i));
 }
 
-// The 8 rows' (a, b) of one half of their blocks (weights 0-15 or 16-31): scales of rows 0-3, 4-7,
-// then offsets of rows 0-3, 4-7.
-fn rows_ab(info: ptr<function, array<Blk, RR>>, hi: bool) -> array<vec4<f32>, 4> {
-  let q0 = blk_ab((*info)[0], hi);
-  let q1 = blk_ab((*info)[1], hi);
-  let q2 = blk_ab((*info)[2], hi);
-  let q3 = blk_ab((*info)[3], hi);
-  let q4 = blk_ab((*info)[4], hi);
-  let q5 = blk_ab((*info)[5], hi);
-  let q6 = blk_ab((*info)[6], hi);
-  let q7 = blk_ab((*info)[7], hi);
-  return array<vec4<f32>, 4>(vec4<f32>(q0.x, q1.x, q2.x, q3.x), vec4<f32>(q4.x, q5.x, q6.x, q7.x),
-                             vec4<f32>(q0.y, q1.y, q2.y, q3.y), vec4<f32>(q4.y, q5.y, q6.y, q7.y));
+// The 8 rows' block scales and offsets (Blk.sc): sc.x of rows 0-3, 4-7, then sc.y of rows 0-3, 4-7.
+fn rows_sc(info: ptr<function, array<Blk, RR>>) -> array<vec4<f32>, 4> {
+  let i = *info;
+  return array<vec4<f32>, 4>(vec4<f32>(i[0].sc.x, i[1].sc.x, i[2].sc.x, i[3].sc.x), vec4<f32>(i[4].sc.x, i[5].sc.x, i[6].sc.x, i[7].sc.x),
+                             vec4<f32>(i[0].sc.y, i[1].sc.y, i[2].sc.y, i[3].sc.y), vec4<f32>(i[4].sc.y, i[5].sc.y, i[6].sc.y, i[7].sc.y));
 }
 
 // a + the dot products of the 8 rows' weights w with x (rows 0-3 in a[0], 4-7 in a[1]). Taking w
@@ -632,7 +613,7 @@ fn matvec_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var info = rows_info(n0, b);
     if (WTYPE == 2u || WTYPE == 12u) {
       // Q4_0, Q4_K: the block's raw nibbles meet X first, and its scale and offset apply once per
-      // row (sum (a raw + b) x = a (raw . x) + b sum x), not per weight: 1.3-1.6x less time for
+      // row (sum (a raw - b) x = a (raw . x) - b sum x), not per weight: 1.3-1.6x less time for
       // these kernels on SwiftShader. Q8_0 and Q6_K measured slower this way (more live values
       // for fewer saved operations), so they dequantize per weight like the floats.
       var sr = array<vec4<f32>, 2>(); // rows 0-3, 4-7: raw . x (explicitly zeroed: SwiftShader does not re-zero a bare declaration in a loop)
@@ -644,9 +625,9 @@ fn matvec_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         sr = dot8(sr, w, x);
       }
       let xs = dot(sx, vec4<f32>(1.0));
-      let ab = rows_ab(&info, false);
-      acc[0] += ab[0] * sr[0] + ab[2] * xs;
-      acc[1] += ab[1] * sr[1] + ab[3] * xs;
+      let sc = rows_sc(&info);
+      acc[0] += sc[0] * sr[0] - sc[2] * xs;
+      acc[1] += sc[1] * sr[1] - sc[3] * xs;
     } else {
       for (var i = 0u; i < 8u; i++) {
         let w = rows_w4(&info, i);

@@ -34,20 +34,20 @@ export interface MatmulOptions {
   yOffset?: number;
 }
 
+interface Kernel {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+}
+
 export class Matmul {
   private readonly params: GPUBuffer;
-  /** Matvec buckets: the first with M <= maxM takes a step; its pipeline and bind group are made on first use. */
-  private readonly vec: { maxM: number; made: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null }[];
-  private readonly makeVec: (maxM: number) => { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup };
-  private readonly bgTiled: GPUBindGroup;
-  private readonly pTiled: GPUComputePipeline;
-  private readonly rowsPerWorkgroup: number;
   private readonly barrierFree: boolean;
-  /** matvec_rows (CPU-backed adapters, M = 1); null on GPUs. */
-  private readonly rowsVec: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup } | null;
-  /** matmul_rows by tokens a thread (MR_T: 2, 4, 8), made at first use (CPU-backed adapters). */
-  private readonly rowsMat = new Map<number, { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup }>();
-  private readonly makeRowsMat: (tokens: number) => { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup };
+  private readonly matvecSubgroups: boolean;
+  /** Rows per workgroup of the GPU matvec (MV_WG / threads per row, or 64 / the largest subgroup). */
+  private readonly rowsPerWorkgroup: number;
+  /** Pipelines and their bind groups by entry point, then variant (MR_T, MV_M bucket or 0), each made at first use. */
+  private readonly kernels = new Map<string, Map<number, Kernel>>();
+  private readonly make: (shader: 'matmul' | 'matmul-subgroups', entry: string, constants: Record<string, number>) => Kernel;
 
   constructor(
     ctx: GpuContext,
@@ -63,22 +63,11 @@ export class Matmul {
       [w.K, w.N, w.scaleOffsetBytes / 4, flags, opts.mFixed ?? 0, 0, opts.yStride ?? 0, opts.yOffset ?? 0],
       'matmul.params',
     );
-    const constants = { WTYPE: w.type };
     this.barrierFree = ctx.tuning.barrierFree;
-    const buckets: readonly number[] = this.barrierFree ? [] : MATVEC_BUCKETS;
-    const vecVariant = (maxM: number): ['matmul-subgroups' | 'matmul', string, Record<string, number>] =>
-      ctx.tuning.matvecSubgroups ? ['matmul-subgroups', 'matvec_subgroup', { ...constants, MV_M: maxM }] : ['matmul', 'matvec', { ...constants, MV_M: maxM }];
-    // On a real GPU every bucket compiles in the background now, not at its first step (on an
-    // H100 the serving run's first 2-, 8- and 16-chat rows, each the first use of a bucket, had
-    // 0.12-0.17 s TTFT where 4 chats, reusing one, had 0.01-0.02 s). Not on CPU-backed adapters:
-    // the tests run the GPU variants on SwiftShader, where every background compile would compete
-    // with them for the cores.
-    if (!ctx.adapter.isFallback) for (const maxM of buckets) ctx.pipelines.prewarm(...vecVariant(maxM));
+    this.matvecSubgroups = ctx.tuning.matvecSubgroups;
     // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
     this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 8; // MV_WG / MV_TPR
-    this.pTiled = ctx.pipelines.get('matmul', this.barrierFree ? 'matmul_rows' : 'matmul_tiled', this.barrierFree ? { ...constants, MR_T: 8 } : constants);
-    // The bias binding is statically used, so something must be bound: x stands in when unused.
-    const bindGroup = (p: GPUComputePipeline, vec4Weights: boolean): GPUBindGroup =>
+    const bindGroup = (p: GPUComputePipeline, entry: string): GPUBindGroup =>
       ctx.device.createBindGroup({
         layout: p.getBindGroupLayout(0),
         entries: [
@@ -86,59 +75,72 @@ export class Matmul {
           { binding: 1, resource: { buffer: x } },
           { binding: 2, resource: { buffer: y } },
           { binding: 3, resource: { buffer: this.params } },
+          // The bias binding is statically used, so something must be bound: x stands in when unused.
           { binding: 4, resource: { buffer: opts.bias ?? x } },
           { binding: 5, resource: { buffer: step } },
-          // The matvecs and the barrier-free kernels also read the weight as vec4s; matmul_tiled does not.
-          ...(vec4Weights ? [{ binding: 7, resource: { buffer: w.buffer } }] : []),
+          // Every entry point but matmul_tiled also reads the weight as vec4s.
+          ...(entry === 'matmul_tiled' ? [] : [{ binding: 7, resource: { buffer: w.buffer } }]),
         ],
       });
-    this.vec = buckets.map((maxM) => ({ maxM, made: null }));
-    this.makeVec = (maxM) => {
-      const pipeline = ctx.pipelines.get(...vecVariant(maxM));
-      return { pipeline, bindGroup: bindGroup(pipeline, true) };
+    this.make = (shader, entry, constants) => {
+      const pipeline = ctx.pipelines.get(shader, entry, { WTYPE: w.type, ...constants });
+      return { pipeline, bindGroup: bindGroup(pipeline, entry) };
     };
-    this.bgTiled = bindGroup(this.pTiled, this.barrierFree);
-    const pRowsVec = this.barrierFree ? ctx.pipelines.get('matmul', 'matvec_rows', constants) : null;
-    this.rowsVec = pRowsVec ? { pipeline: pRowsVec, bindGroup: bindGroup(pRowsVec, true) } : null;
-    if (this.barrierFree) this.rowsMat.set(8, { pipeline: this.pTiled, bindGroup: this.bgTiled });
-    this.makeRowsMat = (tokens) => {
-      const pipeline = ctx.pipelines.get('matmul', 'matmul_rows', { ...constants, MR_T: tokens });
-      return { pipeline, bindGroup: bindGroup(pipeline, true) };
-    };
+    // On a real GPU every matvec bucket compiles in the background now, not at its first step (on
+    // an H100 the serving run's first 2-, 8- and 16-chat rows, each the first use of a bucket, had
+    // 0.12-0.17 s TTFT where 4 chats, reusing one, had 0.01-0.02 s). Not on CPU-backed adapters:
+    // the tests run the GPU variants on SwiftShader, where every background compile would compete
+    // with them for the cores.
+    if (!this.barrierFree && !ctx.adapter.isFallback) for (const maxM of MATVEC_BUCKETS) ctx.pipelines.prewarm(...this.matvecVariant(maxM, w.type));
+    // The kernels every model uses, compiled at load: prefill, and on CPU-backed adapters decode.
+    if (this.barrierFree) {
+      this.kernel('matmul', 'matvec_rows', 0, {});
+      this.kernel('matmul', 'matmul_rows', 8, { MR_T: 8 });
+    } else this.kernel('matmul', 'matmul_tiled', 0, {});
+  }
+
+  private matvecVariant(maxM: number, wtype: number): ['matmul-subgroups' | 'matmul', string, Record<string, number>] {
+    return this.matvecSubgroups ? ['matmul-subgroups', 'matvec_subgroup', { WTYPE: wtype, MV_M: maxM }] : ['matmul', 'matvec', { WTYPE: wtype, MV_M: maxM }];
+  }
+
+  /** The kernel of `entry` in its `variant` (the constants are read only when it is first made). */
+  private kernel(shader: 'matmul' | 'matmul-subgroups', entry: string, variant: number, constants: Record<string, number>): Kernel {
+    let byVariant = this.kernels.get(entry);
+    if (!byVariant) this.kernels.set(entry, (byVariant = new Map<number, Kernel>()));
+    let k = byVariant.get(variant);
+    if (!k) byVariant.set(variant, (k = this.make(shader, entry, constants)));
+    return k;
   }
 
   /** Record the dispatch for `numTokens` rows of X (ignored when mFixed is set). */
   encode(pass: GPUComputePassEncoder, numTokens: number): void {
     const M = this.opts.mFixed ?? numTokens;
-    if (this.rowsVec && M === 1) {
+    const N = this.w.N;
+    let k: Kernel;
+    let groups: [number, number];
+    if (this.barrierFree && M === 1) {
       // matvec_rows: 16 threads of 8 rows per workgroup.
-      pass.setPipeline(this.rowsVec.pipeline);
-      pass.setBindGroup(0, this.rowsVec.bindGroup);
-      const [gx, gy] = grid(Math.ceil(this.w.N / 128));
-      pass.dispatchWorkgroups(gx, gy);
-      return;
-    }
-    const bucket = this.vec.find((v) => M <= v.maxM);
-    if (bucket) {
-      const vec = (bucket.made ??= this.makeVec(bucket.maxM));
-      pass.setPipeline(vec.pipeline);
-      pass.setBindGroup(0, vec.bindGroup);
-      const [gx, gy] = grid(Math.ceil(this.w.N / this.rowsPerWorkgroup));
-      pass.dispatchWorkgroups(gx, gy);
+      k = this.kernel('matmul', 'matvec_rows', 0, {});
+      groups = grid(Math.ceil(N / 128));
     } else if (this.barrierFree) {
       // matmul_rows: 8x8 threads of 8 rows x T tokens, T the smallest of 2, 4, 8 that holds M.
       const T = M <= 2 ? 2 : M <= 4 ? 4 : 8;
-      let k = this.rowsMat.get(T);
-      if (!k) this.rowsMat.set(T, (k = this.makeRowsMat(T)));
-      pass.setPipeline(k.pipeline);
-      pass.setBindGroup(0, k.bindGroup);
-      pass.dispatchWorkgroups(Math.ceil(this.w.N / 64), Math.ceil(M / (8 * T)));
+      k = this.kernel('matmul', 'matmul_rows', T, { MR_T: T });
+      groups = [Math.ceil(N / 64), Math.ceil(M / (8 * T))];
+    } else if (M <= MATVEC_MAX_M) {
+      // The GPU matvec: the smallest bucket that holds M.
+      const bucket = MATVEC_BUCKETS.find((b) => M <= b)!;
+      const [shader, entry, constants] = this.matvecVariant(bucket, this.w.type);
+      k = this.kernel(shader, entry, bucket, constants);
+      groups = grid(Math.ceil(N / this.rowsPerWorkgroup));
     } else {
       // 64 rows x 64 tokens per workgroup: 16x16 threads of 4x4.
-      pass.setPipeline(this.pTiled);
-      pass.setBindGroup(0, this.bgTiled);
-      pass.dispatchWorkgroups(Math.ceil(this.w.N / 64), Math.ceil(M / 64));
+      k = this.kernel('matmul', 'matmul_tiled', 0, {});
+      groups = [Math.ceil(N / 64), Math.ceil(M / 64)];
     }
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, k.bindGroup);
+    pass.dispatchWorkgroups(...groups);
   }
 }
 

@@ -27,6 +27,13 @@ export interface SampleRow {
 /** Words of one row's parameters (struct Params in sample.wgsl). */
 const PARAM_WORDS = 8;
 
+/**
+ * Threads per vocabulary row of the sampler and the speculative kernels (WG in sample.wgsl and
+ * spec.wgsl) on CPU-backed adapters: one SIMD group of SwiftShader's, where every workgroup barrier
+ * of their reductions switches fibers once per 4 threads (256 threads made it 64 switches each).
+ */
+export const BARRIER_FREE_ROW_THREADS = 4;
+
 export class Sampler {
   private readonly params: GPUBuffer;
   private readonly bgSample: GPUBindGroup;
@@ -46,9 +53,7 @@ export class Sampler {
     this.device = ctx.device;
     this.data = new ArrayBuffer(maxRows * PARAM_WORDS * 4);
     this.params = ctx.device.createBuffer({ label: 'sample.params', size: this.data.byteLength, usage: STORAGE | COPY_DST });
-    // Threads per row (WG in sample.wgsl): on CPU-backed adapters one SIMD group, so that the
-    // scans' barriers do not switch between 64 fibers each.
-    const wg = { WG: ctx.tuning.barrierFree ? 4 : 256 };
+    const wg = { WG: ctx.tuning.barrierFree ? BARRIER_FREE_ROW_THREADS : 256 };
     this.pSample = ctx.pipelines.get('sample', 'sample', wg);
     this.pTop = ctx.pipelines.get('sample', 'top_logprobs', wg);
     const bg = (p: GPUComputePipeline): GPUBindGroup =>

@@ -5,6 +5,7 @@
 import type { GpuContext } from '../gpu/device.js';
 import { COPY_DST, grid, STORAGE, storageBuffer } from '../gpu/buffers.js';
 import { MAX_TREE_DEPTH, MAX_TREE_NODES } from './tree.js';
+import { BARRIER_FREE_ROW_THREADS } from '../kernels/sample.js';
 
 /**
  * How drafts are drawn and verified: greedy (argmax), recursive rejection sampling with i.i.d. drafts
@@ -150,10 +151,8 @@ export class SpecKernels {
     this.seqWords = new Uint32Array(opts.maxSeqs * SEQ_WORDS);
     this.seqFloats = new Float32Array(this.seqWords.buffer);
     this.jobWords = new Uint32Array(opts.maxNodes * 2);
-    // On CPU-backed adapters one SIMD group (4 threads), as in the sampler: there a barrier
-    // switches fibers once per 4 threads of the workgroup.
     const byVocab = Math.min(256, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(opts.vocab / 16)))));
-    const wg = opts.workgroupSize ?? (ctx.tuning.barrierFree ? Math.min(4, byVocab) : byVocab);
+    const wg = opts.workgroupSize ?? (ctx.tuning.barrierFree ? Math.min(BARRIER_FREE_ROW_THREADS, byVocab) : byVocab);
     if (!(wg >= 1 && wg <= 256 && (wg & (wg - 1)) === 0)) throw new Error(`hearth internal error: spec workgroup size ${wg}, want a power of two <= 256`);
     this.workgroupSize = wg;
     this.pExpand = ctx.pipelines.get('spec', 'expand', { WG: wg });
