@@ -181,19 +181,16 @@ interface Sample {
 async function chat(engine: LocalEngine, messages: ChatCompletionMessageParam[], maxTokens: number): Promise<Sample> {
   const t0 = performance.now();
   const stream = await engine.chat.completions.create({ messages, stream: true, temperature: 0, max_tokens: maxTokens });
-  let first = NaN;
   let usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens: number } } | undefined;
   let finish: string | null = null;
   const chunkTimes: number[] = [];
   for await (const c of stream) {
-    if ((c.choices[0]?.delta.content ?? '') !== '') {
-      chunkTimes.push(performance.now());
-      if (Number.isNaN(first)) first = chunkTimes[0]!;
-    }
+    if ((c.choices[0]?.delta.content ?? '') !== '') chunkTimes.push(performance.now());
     finish = c.choices[0]?.finish_reason ?? finish;
     if (c.usage) usage = c.usage;
   }
   const end = performance.now();
+  const first = chunkTimes[0] ?? NaN;
   if (!usage) throw new Error('the stream ended without usage on its last chunk');
   return {
     ttft_ms: first - t0,

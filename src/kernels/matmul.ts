@@ -34,6 +34,8 @@ export interface MatmulOptions {
   yOffset?: number;
 }
 
+type Shader = 'matmul' | 'matmul-subgroups';
+
 interface Kernel {
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
@@ -42,12 +44,13 @@ interface Kernel {
 export class Matmul {
   private readonly params: GPUBuffer;
   private readonly barrierFree: boolean;
-  private readonly matvecSubgroups: boolean;
+  /** The GPU matvec: one subgroup a row where the adapter has subgroups, else 8 threads a row. */
+  private readonly matvec: [Shader, string];
   /** Rows per workgroup of the GPU matvec (MV_WG / threads per row, or 64 / the largest subgroup). */
   private readonly rowsPerWorkgroup: number;
   /** Pipelines and their bind groups by entry point, then variant (MR_T, MV_M bucket or 0), each made at first use. */
   private readonly kernels = new Map<string, Map<number, Kernel>>();
-  private readonly make: (shader: 'matmul' | 'matmul-subgroups', entry: string, constants: Record<string, number>) => Kernel;
+  private readonly make: (shader: Shader, entry: string, constants: Record<string, number>) => Kernel;
 
   constructor(
     ctx: GpuContext,
@@ -64,7 +67,7 @@ export class Matmul {
       'matmul.params',
     );
     this.barrierFree = ctx.tuning.barrierFree;
-    this.matvecSubgroups = ctx.tuning.matvecSubgroups;
+    this.matvec = ctx.tuning.matvecSubgroups ? ['matmul-subgroups', 'matvec_subgroup'] : ['matmul', 'matvec'];
     // Dispatch for the largest subgroup: a smaller one covers more rows per workgroup.
     this.rowsPerWorkgroup = ctx.tuning.matvecSubgroups ? Math.max(1, Math.floor(64 / ctx.tuning.subgroupMaxSize)) : 8; // MV_WG / MV_TPR
     const bindGroup = (p: GPUComputePipeline, entry: string): GPUBindGroup =>
@@ -91,24 +94,23 @@ export class Matmul {
     // 0.12-0.17 s TTFT where 4 chats, reusing one, had 0.01-0.02 s). Not on CPU-backed adapters:
     // the tests run the GPU variants on SwiftShader, where every background compile would compete
     // with them for the cores.
-    if (!this.barrierFree && !ctx.adapter.isFallback) for (const maxM of MATVEC_BUCKETS) ctx.pipelines.prewarm(...this.matvecVariant(maxM, w.type));
+    if (!this.barrierFree && !ctx.adapter.isFallback) for (const maxM of MATVEC_BUCKETS) ctx.pipelines.prewarm(...this.matvec, { WTYPE: w.type, MV_M: maxM });
     // The kernels every model uses, compiled at load: prefill, and on CPU-backed adapters decode.
     if (this.barrierFree) {
-      this.kernel('matmul', 'matvec_rows', 0, {});
-      this.kernel('matmul', 'matmul_rows', 8, { MR_T: 8 });
-    } else this.kernel('matmul', 'matmul_tiled', 0, {});
+      this.kernel('matmul', 'matvec_rows', 0, null);
+      this.kernel('matmul', 'matmul_rows', 8, 'MR_T');
+    } else this.kernel('matmul', 'matmul_tiled', 0, null);
   }
 
-  private matvecVariant(maxM: number, wtype: number): ['matmul-subgroups' | 'matmul', string, Record<string, number>] {
-    return this.matvecSubgroups ? ['matmul-subgroups', 'matvec_subgroup', { WTYPE: wtype, MV_M: maxM }] : ['matmul', 'matvec', { WTYPE: wtype, MV_M: maxM }];
-  }
-
-  /** The kernel of `entry` in its `variant` (the constants are read only when it is first made). */
-  private kernel(shader: 'matmul' | 'matmul-subgroups', entry: string, variant: number, constants: Record<string, number>): Kernel {
+  /**
+   * The kernel of `entry` in its `variant`, the value of the override `constant` (none: variant 0).
+   * Nothing is allocated once it is made: encode() runs for every matmul of every step.
+   */
+  private kernel(shader: Shader, entry: string, variant: number, constant: 'MV_M' | 'MR_T' | null): Kernel {
     let byVariant = this.kernels.get(entry);
     if (!byVariant) this.kernels.set(entry, (byVariant = new Map<number, Kernel>()));
     let k = byVariant.get(variant);
-    if (!k) byVariant.set(variant, (k = this.make(shader, entry, constants)));
+    if (!k) byVariant.set(variant, (k = this.make(shader, entry, constant ? { [constant]: variant } : {})));
     return k;
   }
 
@@ -120,22 +122,21 @@ export class Matmul {
     let groups: [number, number];
     if (this.barrierFree && M === 1) {
       // matvec_rows: 16 threads of 8 rows per workgroup.
-      k = this.kernel('matmul', 'matvec_rows', 0, {});
+      k = this.kernel('matmul', 'matvec_rows', 0, null);
       groups = grid(Math.ceil(N / 128));
     } else if (this.barrierFree) {
       // matmul_rows: 8x8 threads of 8 rows x T tokens, T the smallest of 2, 4, 8 that holds M.
       const T = M <= 2 ? 2 : M <= 4 ? 4 : 8;
-      k = this.kernel('matmul', 'matmul_rows', T, { MR_T: T });
+      k = this.kernel('matmul', 'matmul_rows', T, 'MR_T');
       groups = [Math.ceil(N / 64), Math.ceil(M / (8 * T))];
     } else if (M <= MATVEC_MAX_M) {
       // The GPU matvec: the smallest bucket that holds M.
       const bucket = MATVEC_BUCKETS.find((b) => M <= b)!;
-      const [shader, entry, constants] = this.matvecVariant(bucket, this.w.type);
-      k = this.kernel(shader, entry, bucket, constants);
+      k = this.kernel(this.matvec[0], this.matvec[1], bucket, 'MV_M');
       groups = grid(Math.ceil(N / this.rowsPerWorkgroup));
     } else {
       // 64 rows x 64 tokens per workgroup: 16x16 threads of 4x4.
-      k = this.kernel('matmul', 'matmul_tiled', 0, {});
+      k = this.kernel('matmul', 'matmul_tiled', 0, null);
       groups = [Math.ceil(N / 64), Math.ceil(M / 64)];
     }
     pass.setPipeline(k.pipeline);

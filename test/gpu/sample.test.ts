@@ -4,9 +4,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_OUT_WORDS, Sampler, type SamplingParams } from '../../src/kernels/sample.js';
 import { COPY_DST, COPY_SRC, STORAGE, storageBuffer, storageFrom } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
+import type { GpuContext, GpuTuning } from '../../src/gpu/device.js';
 import { keptSet, logSoftmaxRef, sampleRef, topLogprobsRef } from '../../src/ref/sample.js';
-import type { GpuTuning } from '../../src/gpu/device.js';
 import { expectClose, gpu, randn, readU32, rng, TOL, TUNINGS, validated, withTuning } from './helpers.js';
 
 interface Draw {
