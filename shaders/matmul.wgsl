@@ -449,18 +449,50 @@ fn blk_info(row: u32, blk: u32) -> Blk {
   }
 }
 
+// Unpacking without shifts. SwiftShader's JIT (Subzero, SSE4.1) has no per-lane variable shift,
+// so it splits every vector shift into one scalar shift per lane; an unpacker written with shifts
+// spent most of the row kernels' time there. A field is instead masked in place and converted as a
+// signed integer, which is exact (at most 8 significant bits), then scaled by a power of two: a
+// nibble at bit s is f32(i32(w & (15 << s))) * 2^-s. A field that reaches bit 31 would read as
+// negative, so its top bit is flipped first and the difference added back (Nib.flip / Nib.add).
+struct Nib { mask: vec4<u32>, scale: vec4<f32>, flip: u32, add: f32 }
+const NIB_LO = Nib(vec4<u32>(0xfu, 0xf00u, 0xf0000u, 0xf000000u), vec4<f32>(1.0, 0x1p-8, 0x1p-16, 0x1p-24), 0u, 0.0);
+const NIB_HI = Nib(vec4<u32>(0xf0u, 0xf000u, 0xf00000u, 0xf0000000u), vec4<f32>(0x1p-4, 0x1p-12, 0x1p-20, 0x1p-28), 0x80000000u, 8.0);
+
+// The nibbles a Q4_0 or Q4_K block keeps in its words: Q4_0 the low nibbles of its 4 words for
+// i < 4, then their high nibbles; Q4_K the low or high nibbles of all 8 words, by sub-block.
+fn nib_of(blk: u32, i: u32) -> Nib {
+  let hi = (WTYPE == 2u && i >= 4u) || (WTYPE == 12u && (blk & 1u) != 0u);
+  return Nib(select(NIB_LO.mask, NIB_HI.mask, hi), select(NIB_LO.scale, NIB_HI.scale, hi), select(0u, NIB_HI.flip, hi),
+             select(0.0, NIB_HI.add, hi));
+}
+
+// The 4 nibbles of w that n selects, in place: nibble c times 1 / n.scale[c], less n.add in .w.
+fn nib4_in_place(w: u32, n: Nib) -> vec4<f32> { return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w ^ n.flip) & n.mask)); }
+
+// The 4 nibbles of w that n selects, as unsigned values 0..15.
+fn nib4(w: u32, n: Nib) -> vec4<f32> {
+  let v = nib4_in_place(w, n) * n.scale;
+  return vec4<f32>(v.xyz, v.w + n.add);
+}
+
+// The word of a Q4_0 or Q4_K block that holds weights 4i .. 4i + 3.
+fn nib_word(k: Blk, i: u32) -> u32 { return W[k.w0 + select(i, i & 3u, WTYPE == 2u)]; }
+
+// The 4 signed bytes of w: bytes 0-2 are read offset by 128 (their top bit flipped), byte 3 as is.
+fn sbytes4_ns(w: u32) -> vec4<f32> {
+  let v = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w ^ 0x00808080u) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u)));
+  return v * vec4<f32>(1.0, 0x1p-8, 0x1p-16, 0x1p-24) - vec4<f32>(128.0, 128.0, 128.0, 0.0);
+}
+
 // Weights 4i .. 4i + 3 (i < 8) of the block blk_info() described, as stored: the quant values
-// before their scale and offset (floats as they are); w4_at applies those.
-fn w4_raw(k: Blk, i: u32) -> vec4<f32> {
-  let shifts = vec4<u32>(0u, 8u, 16u, 24u);
+// before their scale and offset (floats as they are); w4_at applies those. n = nib_of(blk, i).
+fn w4_raw(k: Blk, i: u32, n: Nib) -> vec4<f32> {
   switch WTYPE {
     case 0u: { return bitcast<vec4<f32>>(W4[(k.w0 >> 2u) + i]); }
     case 1u: { return vec4<f32>(unpack2x16float(W[k.w0 + 2u * i]), unpack2x16float(W[k.w0 + 2u * i + 1u])); }
-    case 2u: { // weight j < 16: low nibble of byte j; 16 + j: its high nibble
-      return vec4<f32>((vec4<u32>(W[k.w0 + (i & 3u)]) >> (shifts + vec4<u32>(select(0u, 4u, i >= 4u)))) & vec4<u32>(0xfu));
-    }
-    case 8u: { return sbytes4(W[k.w0 + i]); }
-    case 12u: { return vec4<f32>((vec4<u32>(W[k.w0 + i]) >> (shifts + vec4<u32>(k.sh0))) & vec4<u32>(0xfu)); }
+    case 2u, 12u: { return nib4(nib_word(k, i), n); } // Q4_0 weight j < 16: low nibble of byte j; 16 + j: its high nibble
+    case 8u: { return sbytes4_ns(W[k.w0 + i]); }
     case 14u: {
       let packed = ((W[k.w0 + i] >> k.sh0) & 0x0f0f0f0fu) | (((W[k.w1 + i] >> k.sh1) & 0x03030303u) << 4u);
       return vec4<f32>(bytes4(packed));
@@ -470,8 +502,8 @@ fn w4_raw(k: Blk, i: u32) -> vec4<f32> {
 }
 
 // Weights 4i .. 4i + 3 (i < 8) of the block blk_info() described, dequantized.
-fn w4_at(k: Blk, i: u32) -> vec4<f32> {
-  let raw = w4_raw(k, i);
+fn w4_at(k: Blk, i: u32, n: Nib) -> vec4<f32> {
+  let raw = w4_raw(k, i, n);
   switch WTYPE {
     case 2u, 12u: { return raw * k.sc.x - k.sc.y; }
     case 8u: { return raw * k.sc.x; }
@@ -494,16 +526,18 @@ fn rows_info(n0: u32, blk: u32) -> array<Blk, RR> {
     blk_info(min(n0 + 6u, last), blk), blk_info(min(n0 + 7u, last), blk));
 }
 
-fn rows_w4(info: ptr<function, array<Blk, RR>>, i: u32) -> array<vec4<f32>, RR> {
+fn rows_w4(info: ptr<function, array<Blk, RR>>, i: u32, n: Nib) -> array<vec4<f32>, RR> {
   return array<vec4<f32>, RR>(
-    w4_at((*info)[0], i), w4_at((*info)[1], i), w4_at((*info)[2], i), w4_at((*info)[3], i),
-    w4_at((*info)[4], i), w4_at((*info)[5], i), w4_at((*info)[6], i), w4_at((*info)[7], i));
+    w4_at((*info)[0], i, n), w4_at((*info)[1], i, n), w4_at((*info)[2], i, n), w4_at((*info)[3], i, n),
+    w4_at((*info)[4], i, n), w4_at((*info)[5], i, n), w4_at((*info)[6], i, n), w4_at((*info)[7], i, n));
 }
 
-fn rows_raw(info: ptr<function, array<Blk, RR>>, i: u32) -> array<vec4<f32>, RR> {
+fn rows_nib(info: ptr<function, array<Blk, RR>>, i: u32, n: Nib) -> array<vec4<f32>, RR> {
   return array<vec4<f32>, RR>(
-    w4_raw((*info)[0], i), w4_raw((*info)[1], i), w4_raw((*info)[2], i), w4_raw((*info)[3], i),
-    w4_raw((*info)[4], i), w4_raw((*info)[5], i), w4_raw((*info)[6], i), w4_raw((*info)[7], i));
+    nib4_in_place(nib_word((*info)[0], i), n), nib4_in_place(nib_word((*info)[1], i), n),
+    nib4_in_place(nib_word((*info)[2], i), n), nib4_in_place(nib_word((*info)[3], i), n),
+    nib4_in_place(nib_word((*info)[4], i), n), nib4_in_place(nib_word((*info)[5], i), n),
+    nib4_in_place(nib_word((*info)[6], i), n), nib4_in_place(nib_word((*info)[7], i), n));
 }
 
 // The 8 rows' block scales and offsets (Blk.sc): sc.x of rows 0-3, 4-7, then sc.y of rows 0-3, 4-7.
@@ -519,6 +553,27 @@ fn rows_sc(info: ptr<function, array<Blk, RR>>) -> array<vec4<f32>, 4> {
 fn dot8(a: array<vec4<f32>, 2>, w: array<vec4<f32>, RR>, x: vec4<f32>) -> array<vec4<f32>, 2> {
   return array<vec4<f32>, 2>(a[0] + vec4<f32>(dot(w[0], x), dot(w[1], x), dot(w[2], x), dot(w[3], x)),
                              a[1] + vec4<f32>(dot(w[4], x), dot(w[5], x), dot(w[6], x), dot(w[7], x)));
+}
+
+// matvec_rows' Q4_0 / Q4_K sums over a block, for its 8 rows: their nibbles . X, sum X, and what the
+// flipped top nibbles lost (add * X.w). Word j and word j + wb (nibbles nA and nB) hold weights
+// 4j .. 4j + 3 and 16 + 4j .. 16 + 4j + 3, X vec4s xv + j and xv + 4 + j; X is scaled to the nibbles'
+// places. nA and nB are constants at every call, so the masks and scales are too (chosen at run
+// time they cost 1.4x here).
+struct Q4Sums { sr: array<vec4<f32>, 2>, sx: vec4<f32>, s3: f32 }
+
+fn q4_sums(info: ptr<function, array<Blk, RR>>, wb: u32, nA: Nib, nB: Nib, xv: u32) -> Q4Sums {
+  var o = Q4Sums(array<vec4<f32>, 2>(), vec4<f32>(0.0), 0.0);
+  let xo = p.xRowOffset * (p.K >> 2u) + xv;
+  for (var j = 0u; j < 4u; j++) {
+    let xa = X[xo + j];
+    let xb = X[xo + 4u + j];
+    o.sx += xa + xb;
+    o.s3 += nA.add * xa.w + nB.add * xb.w;
+    o.sr = dot8(o.sr, rows_nib(info, j, nA), xa * nA.scale);
+    o.sr = dot8(o.sr, rows_nib(info, j + wb, nB), xb * nB.scale);
+  }
+  return o;
 }
 
 // A ragged tail of 8-weight groups (float rows whose length is not a multiple of 32): row r, token at X row xr.
@@ -562,7 +617,7 @@ fn matmul_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var b = 0u; b < blocks; b++) {
     var info = rows_info(n0, b);
     for (var i = 0u; i < 8u; i++) {
-      let w = rows_w4(&info, i);
+      let w = rows_w4(&info, i, nib_of(b, i));
       let c = 8u * b + i;
       let x0 = X[xoA.x + c];
       a0 = dot8(a0, w, x0);
@@ -612,25 +667,30 @@ fn matvec_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   for (var b = 0u; b < blocks; b++) {
     var info = rows_info(n0, b);
     if (WTYPE == 2u || WTYPE == 12u) {
-      // Q4_0, Q4_K: the block's raw nibbles meet X first, and its scale and offset apply once per
-      // row (sum (a raw - b) x = a (raw . x) - b sum x), not per weight: 1.3-1.6x less time for
-      // these kernels on SwiftShader. Q8_0 and Q6_K measured slower this way (more live values
-      // for fewer saved operations), so they dequantize per weight like the floats.
-      var sr = array<vec4<f32>, 2>(); // rows 0-3, 4-7: raw . x (explicitly zeroed: SwiftShader does not re-zero a bare declaration in a loop)
-      var sx = vec4<f32>(0.0);
-      for (var i = 0u; i < 8u; i++) {
-        let w = rows_raw(&info, i);
-        let x = X[xo + 8u * b + i];
-        sx += x;
-        sr = dot8(sr, w, x);
+      // Q4_0, Q4_K: the block's nibbles meet X first, and its scale and offset apply once per row
+      // (sum (a q - b) x = a (q . x) - b sum x), not per weight: 1.3-1.6x less time for these
+      // kernels on SwiftShader. The nibbles stay where they lie in their word and X is scaled to
+      // match instead, once for all 8 rows (s3 adds back what the flipped top nibble lost). Q8_0
+      // and Q6_K measured slower this way (more live values for fewer saved operations), so they
+      // dequantize per weight like the floats.
+      var q: Q4Sums;
+      if (WTYPE == 2u) {
+        q = q4_sums(&info, 0u, NIB_LO, NIB_HI, 8u * b);
+      } else if ((b & 1u) == 0u) {
+        q = q4_sums(&info, 4u, NIB_LO, NIB_LO, 8u * b);
+      } else {
+        q = q4_sums(&info, 4u, NIB_HI, NIB_HI, 8u * b);
       }
+      let sr = q.sr;
+      let sx = q.sx;
+      let s3 = q.s3;
       let xs = dot(sx, vec4<f32>(1.0));
       let sc = rows_sc(&info);
-      acc[0] += sc[0] * sr[0] - sc[2] * xs;
-      acc[1] += sc[1] * sr[1] - sc[3] * xs;
+      acc[0] += sc[0] * (sr[0] + s3) - sc[2] * xs;
+      acc[1] += sc[1] * (sr[1] + s3) - sc[3] * xs;
     } else {
       for (var i = 0u; i < 8u; i++) {
-        let w = rows_w4(&info, i);
+        let w = rows_w4(&info, i, nib_of(b, i));
         let x = X[xo + 8u * b + i];
         acc = dot8(acc, w, x);
       }
