@@ -1,22 +1,32 @@
 // Where a batched decode step's time goes: for 1, 2, 4, 8 and 16 sequences decoding together
 // (each at ~60 tokens of context), the step's wall time (median of 9, after 4 warm-up steps) and its GPU time per
-// kernel class from timestamp queries. Node (Dawn). `npx tsx bench/batch-step.ts [model.gguf]`
-// (default: the q4_0 benchmark model).
+// kernel class from timestamp queries. Node (Dawn). Then the same for llama.cpp (node-llama-cpp, CPU, all cores) on the
+// same model file: S sequences with their own ~60-token prompts decoding together, one llama_decode of S tokens a step
+// (skip with --no-llama). `npx tsx bench/batch-step.ts [model.gguf] [--no-llama]` (default: the q4_0 benchmark model).
 
 import { acquireNodeDevice, benchPrompt, fileSource, loadModel } from './node-runtime.js';
 import { ensureBenchModels } from './models.js';
 
-const path = process.argv[2] ?? ensureBenchModels(['q4_0']).q4_0;
+import { cpus } from 'node:os';
+import { llamaCppBench } from './llama-cpp.js';
+
+const args = process.argv.slice(2);
+const path = args.find((a) => !a.startsWith('--')) ?? ensureBenchModels(['q4_0']).q4_0;
+const SEQS = [1, 2, 4, 8, 16];
 const ctx = await acquireNodeDevice();
 const src = await fileSource(path);
 const m = await loadModel(ctx, src, { maxContext: 512 });
 const r = m.runner;
 const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
 process.stdout.write(`${path}\n| sequences | step ms | tok/s | GPU ms | per kernel class (GPU ms) |\n|---:|---:|---:|---:|---|\n`);
-for (const S of [1, 2, 4, 8, 16]) {
+const hearthTokS: number[] = [];
+const prompts: number[][] = [];
+for (const S of SEQS) {
   const seqs = Array.from({ length: S }, () => r.solo());
   for (const [i, s] of seqs.entries()) {
-    await s.forwardSample(benchPrompt(m.cfg.vocabSize, 60 + i).slice(i), 0, greedy, 0);
+    const prompt = benchPrompt(m.cfg.vocabSize, 60 + i).slice(i);
+    prompts[i] ??= prompt;
+    await s.forwardSample(prompt, 0, greedy, 0);
     s.reserve(61);
   }
   const plan = seqs.map((s) => ({ blocks: s.blocks, tokens: [5], startPos: 60, sample: { sampling: greedy, counter: 1 } }));
@@ -35,9 +45,29 @@ for (const S of [1, 2, 4, 8, 16]) {
   for (const p of (await r.profileStep(plan)) ?? []) by.set(p.kernel, (by.get(p.kernel) ?? 0) + p.ms);
   const gpu = [...by.values()].reduce((a, b) => a + b, 0);
   const kernels = [...by].map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
+  hearthTokS.push((S / step) * 1000);
   process.stdout.write(`| ${S} | ${step.toFixed(1)} | ${((S / step) * 1000).toFixed(1)} | ${gpu.toFixed(1)} | ${kernels} |\n`);
   for (const s of seqs) s.release();
 }
 m.destroy();
 await src.close?.();
+
+if (!args.includes('--no-llama')) {
+  const threads = cpus().length;
+  const run = await llamaCppBench([{ modelPath: path, promptTokens: [], decodeTokens: 25, threads, batchSequences: SEQS, batchPrompts: prompts }], (l) =>
+    process.stderr.write(`${l}\n`),
+  );
+  const rows = run.results[0]?.batch ?? [];
+  const one = { hearth: hearthTokS[0]!, llama: rows[0]?.step_ms ?? NaN, llamaMin: rows[0]?.min_step_ms ?? NaN };
+  process.stdout.write(
+    `\nllama.cpp (node-llama-cpp ${run.node_llama_cpp}, CPU, ${threads} threads), same model and prompts: S sequences decoding together, 25 steps after 4 warm-up steps: the median step and the fastest\n` +
+      `| sequences | llama.cpp step ms, median / fastest | llama.cpp tok/s, median / fastest | llama.cpp × one sequence, median / fastest | hearth × one sequence |\n|---:|---:|---:|---:|---:|\n`,
+  );
+  for (const [i, r] of rows.entries()) {
+    process.stdout.write(
+      `| ${r.sequences} | ${r.step_ms.toFixed(1)} / ${r.min_step_ms.toFixed(1)} | ${r.decode_tokens_per_s.toFixed(0)} / ${((r.sequences / r.min_step_ms) * 1000).toFixed(0)} | ` +
+        `${((r.sequences * one.llama) / r.step_ms).toFixed(2)}× / ${((r.sequences * one.llamaMin) / r.min_step_ms).toFixed(2)}× | ${(hearthTokS[i]! / one.hearth).toFixed(2)}× |\n`,
+    );
+  }
+}
 process.exit(0);

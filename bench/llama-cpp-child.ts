@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { getLlama, type Token } from 'node-llama-cpp';
-import type { LlamaCppJob, LlamaCppResult, LlamaCppRun } from './llama-cpp.js';
+import type { LlamaModel } from 'node-llama-cpp';
+import type { LlamaCppBatchRow, LlamaCppJob, LlamaCppResult, LlamaCppRun } from './llama-cpp.js';
 
 const chunks: Buffer[] = [];
 for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -18,10 +19,72 @@ const llama = await getLlama({ gpu, build: 'never', logLevel: 'error' as never }
 if (gpu !== false && llama.gpu !== gpu) throw new Error(`llama.cpp's ${gpu} build did not load (it got ${String(llama.gpu)})`);
 const gpuName = gpu === false ? undefined : (await llama.getGpuDeviceNames()).join(', ');
 const results: LlamaCppResult[] = [];
+
+// S sequences decoding together: each prompt prefilled, a few warm-up steps, then the median (and
+// the fastest) of j.decodeTokens steps in which every sequence takes one token (their evaluate()
+// calls, pending at once, go into one llama_decode). A step's wall time here includes
+// node-llama-cpp's dispatch on the next event-loop cycle and llama.cpp's worker threads waking,
+// which on this model is most of it and varies 1.5-30 ms from step to step.
+async function batchDecode(model: LlamaModel, j: LlamaCppJob, S: number): Promise<LlamaCppBatchRow> {
+  const prompts = (j.batchPrompts ?? []).slice(0, S);
+  if (prompts.length < S) throw new Error(`batchSequences ${S} needs ${S} batchPrompts, got ${prompts.length}`);
+  const longest = Math.max(...prompts.map((q) => q.length));
+  const ctx = await model.createContext({
+    sequences: S,
+    contextSize: S * (longest + j.decodeTokens + 16),
+    batchSize: Math.max(512, S * longest),
+    threads: { ideal: j.threads, min: j.threads },
+  });
+  try {
+    const its = prompts.map((q) => ctx.getSequence().evaluate(q as Token[], { temperature: 0, yieldEogToken: true }));
+    const step = async (): Promise<void> => {
+      const rs = await Promise.all(its.map((it) => it.next()));
+      if (rs.some((r) => r.done)) throw new Error('a sequence ended early');
+    };
+    await step(); // the prompts, then their first tokens
+    for (let k = 0; k < 4; k++) await step();
+    const times: number[] = [];
+    for (let k = 0; k < j.decodeTokens; k++) {
+      const t = performance.now();
+      await step();
+      times.push(performance.now() - t);
+    }
+    await Promise.all(its.map((it) => it.return()));
+    times.sort((a, b) => a - b);
+    const stepMs = times[times.length >> 1]!;
+    return { sequences: S, step_ms: stepMs, min_step_ms: times[0]!, decode_tokens_per_s: (S / stepMs) * 1000 };
+  } finally {
+    await ctx.dispose();
+  }
+}
+
 for (const j of jobs) {
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: j.modelPath, gpuLayers: gpu === false ? 0 : 'max' });
   const loadMs = performance.now() - t0;
+  if (j.batchSequences !== undefined) {
+    const batch: LlamaCppBatchRow[] = [];
+    for (const S of j.batchSequences) {
+      batch.push(await batchDecode(model, j, S));
+      process.stderr.write(`${basename(j.modelPath)}: ${S} sequences, step ${batch.at(-1)!.step_ms.toFixed(1)} ms\n`);
+    }
+    results.push({
+      backend: gpu === false ? 'llama.cpp-cpu' : `llama.cpp-${gpu}`,
+      ...(gpuName !== undefined ? { gpu_name: gpuName } : {}),
+      model: basename(j.modelPath),
+      threads: j.threads,
+      prefill_tokens_per_s: 0,
+      decode_tokens_per_s: batch[0]?.decode_tokens_per_s ?? 0,
+      prompt_tokens: 0,
+      decode_tokens: j.decodeTokens,
+      load_ms: loadMs,
+      check_tokens: [],
+      first_tokens: [],
+      batch,
+    });
+    await model.dispose();
+    continue;
+  }
   const ctx = await model.createContext({
     contextSize: j.promptTokens.length + j.decodeTokens + 16,
     // One batch for the whole prompt, as hearth prefills it.

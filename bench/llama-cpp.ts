@@ -15,6 +15,23 @@ export interface LlamaCppJob {
   checkText?: string;
   /** llama.cpp's GPU backend, every layer offloaded; absent: the CPU. */
   gpu?: 'cuda' | 'vulkan';
+  /**
+   * Batched decode instead: for each S here, S sequences (prompt i of batchPrompts, each prefilled
+   * first) decode decodeTokens tokens together, one llama_decode of S tokens a step (node-llama-cpp
+   * batches the sequences' pending tokens). promptTokens is then unused.
+   */
+  batchSequences?: number[];
+  batchPrompts?: number[][];
+}
+
+export interface LlamaCppBatchRow {
+  sequences: number;
+  /** Median wall time of a step in which every sequence decodes one token. */
+  step_ms: number;
+  /** The fastest such step. */
+  min_step_ms: number;
+  /** sequences / step time. */
+  decode_tokens_per_s: number;
 }
 
 export interface LlamaCppResult {
@@ -32,6 +49,8 @@ export interface LlamaCppResult {
   check_tokens: number[];
   /** The greedy tokens it generated (first few), for the record. */
   first_tokens: number[];
+  /** Batched decode (a job with batchSequences). */
+  batch?: LlamaCppBatchRow[];
 }
 
 export interface LlamaCppRun {

@@ -459,12 +459,24 @@ struct Nib { mask: vec4<u32>, scale: vec4<f32>, flip: u32, add: f32 }
 const NIB_LO = Nib(vec4<u32>(0xfu, 0xf00u, 0xf0000u, 0xf000000u), vec4<f32>(1.0, 0x1p-8, 0x1p-16, 0x1p-24), 0u, 0.0);
 const NIB_HI = Nib(vec4<u32>(0xf0u, 0xf000u, 0xf00000u, 0xf0000000u), vec4<f32>(0x1p-4, 0x1p-12, 0x1p-20, 0x1p-28), 0x80000000u, 8.0);
 
-// The nibbles a Q4_0 or Q4_K block keeps in its words: Q4_0 the low nibbles of its 4 words for
-// i < 4, then their high nibbles; Q4_K the low or high nibbles of all 8 words, by sub-block.
-fn nib_of(blk: u32, i: u32) -> Nib {
-  let hi = (WTYPE == 2u && i >= 4u) || (WTYPE == 12u && (blk & 1u) != 0u);
-  return Nib(select(NIB_LO.mask, NIB_HI.mask, hi), select(NIB_LO.scale, NIB_HI.scale, hi), select(0u, NIB_HI.flip, hi),
-             select(0.0, NIB_HI.add, hi));
+// How to unpack weights 4i .. 4i + 3 of block blk: the nibbles a Q4_0 or Q4_K block keeps in its
+// words (Q4_0 the low nibbles of its 4 words for i < 4, then their high nibbles; Q4_K the low or
+// high nibbles of all 8 words, by sub-block), or Q6_K's low 4 bits (lo, from ql) and high 2 bits
+// (hi, from qh, scaled by 16). The same for every row of a thread, so made once for all 8.
+struct Unp { lo: Nib, hi: Nib }
+
+fn nib_of(blk: u32, i: u32) -> Unp {
+  let qd = blk & 3u; // Q6_K: which quarter of its half a 32-weight block is
+  let hi = (WTYPE == 2u && i >= 4u) || (WTYPE == 12u && (blk & 1u) != 0u) || (WTYPE == 14u && qd >= 2u);
+  let lo = Nib(select(NIB_LO.mask, NIB_HI.mask, hi), select(NIB_LO.scale, NIB_HI.scale, hi), select(0u, NIB_HI.flip, hi),
+               select(0.0, NIB_HI.add, hi));
+  if (WTYPE != 14u) { return Unp(lo, lo); }
+  // Q6_K's 2 high bits of byte c lie at bit 8c + 2qd; at qd = 3 byte 3's reach bit 31.
+  let sh = 2u * qd;
+  let crumb = Nib(vec4<u32>(3u, 0x300u, 0x30000u, 0x3000000u) << vec4<u32>(sh),
+                  vec4<f32>(16.0, 0x1p-4, 0x1p-12, 0x1p-20) * select(select(1.0, 0.25, qd == 1u), select(0x1p-4, 0x1p-6, qd == 3u), qd >= 2u),
+                  select(0u, 0x80000000u, qd == 3u), select(0.0, 32.0, qd == 3u));
+  return Unp(lo, crumb);
 }
 
 // The 4 nibbles of w that n selects, in place: nibble c times 1 / n.scale[c], less n.add in .w.
@@ -486,24 +498,21 @@ fn sbytes4_ns(w: u32) -> vec4<f32> {
 }
 
 // Weights 4i .. 4i + 3 (i < 8) of the block blk_info() described, as stored: the quant values
-// before their scale and offset (floats as they are); w4_at applies those. n = nib_of(blk, i).
-fn w4_raw(k: Blk, i: u32, n: Nib) -> vec4<f32> {
+// before their scale and offset (floats as they are); w4_at applies those. u = nib_of(blk, i).
+fn w4_raw(k: Blk, i: u32, u: Unp) -> vec4<f32> {
   switch WTYPE {
     case 0u: { return bitcast<vec4<f32>>(W4[(k.w0 >> 2u) + i]); }
     case 1u: { return vec4<f32>(unpack2x16float(W[k.w0 + 2u * i]), unpack2x16float(W[k.w0 + 2u * i + 1u])); }
-    case 2u, 12u: { return nib4(nib_word(k, i), n); } // Q4_0 weight j < 16: low nibble of byte j; 16 + j: its high nibble
+    case 2u, 12u: { return nib4(nib_word(k, i), u.lo); } // Q4_0 weight j < 16: low nibble of byte j; 16 + j: its high nibble
     case 8u: { return sbytes4_ns(W[k.w0 + i]); }
-    case 14u: {
-      let packed = ((W[k.w0 + i] >> k.sh0) & 0x0f0f0f0fu) | (((W[k.w1 + i] >> k.sh1) & 0x03030303u) << 4u);
-      return vec4<f32>(bytes4(packed));
-    }
+    case 14u: { return nib4(W[k.w0 + i], u.lo) + nib4(W[k.w1 + i], u.hi); }
     default: { return vec4<f32>(0.0); }
   }
 }
 
 // Weights 4i .. 4i + 3 (i < 8) of the block blk_info() described, dequantized.
-fn w4_at(k: Blk, i: u32, n: Nib) -> vec4<f32> {
-  let raw = w4_raw(k, i, n);
+fn w4_at(k: Blk, i: u32, u: Unp) -> vec4<f32> {
+  let raw = w4_raw(k, i, u);
   switch WTYPE {
     case 2u, 12u: { return raw * k.sc.x - k.sc.y; }
     case 8u: { return raw * k.sc.x; }
@@ -526,10 +535,10 @@ fn rows_info(n0: u32, blk: u32) -> array<Blk, RR> {
     blk_info(min(n0 + 6u, last), blk), blk_info(min(n0 + 7u, last), blk));
 }
 
-fn rows_w4(info: ptr<function, array<Blk, RR>>, i: u32, n: Nib) -> array<vec4<f32>, RR> {
+fn rows_w4(info: ptr<function, array<Blk, RR>>, i: u32, u: Unp) -> array<vec4<f32>, RR> {
   return array<vec4<f32>, RR>(
-    w4_at((*info)[0], i, n), w4_at((*info)[1], i, n), w4_at((*info)[2], i, n), w4_at((*info)[3], i, n),
-    w4_at((*info)[4], i, n), w4_at((*info)[5], i, n), w4_at((*info)[6], i, n), w4_at((*info)[7], i, n));
+    w4_at((*info)[0], i, u), w4_at((*info)[1], i, u), w4_at((*info)[2], i, u), w4_at((*info)[3], i, u),
+    w4_at((*info)[4], i, u), w4_at((*info)[5], i, u), w4_at((*info)[6], i, u), w4_at((*info)[7], i, u));
 }
 
 fn rows_nib(info: ptr<function, array<Blk, RR>>, i: u32, n: Nib) -> array<vec4<f32>, RR> {
