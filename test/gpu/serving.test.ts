@@ -12,7 +12,8 @@ import { loadModel, type LoadedModel, type LoadOptions } from '../../src/model/m
 import { FIXTURES, fixturePath, type FixtureSpec } from '../fixtures/models.js';
 import { GGMLType } from '../../src/model/gguf.js';
 import { rng } from '../fixtures/random.js';
-import { gpu } from './helpers.js';
+import { expectClose, gpu } from './helpers.js';
+import { fullTree } from '../../src/spec/tree.js';
 
 const FIXTURE = 'llama-q8_0';
 
@@ -224,6 +225,44 @@ describe('speculative decoding with a draft model', () => {
   // The draft: the same random weights quantized to Q4_0 (the target is Q8_0), so they mostly agree.
   const target = FIXTURES[FIXTURE]!;
   const draftSpec: FixtureSpec = { ...target, name: `${target.name}-draft-q4_0`, type: GGMLType.Q4_0 };
+
+  test("a draft model's catch-up rides in the tree's first level and leaves the KV a plain feed leaves, also past one step", async () => {
+    // maxBatch 8: 12 missing tokens do not fit beside the root, so 5 go first in a pass of their own; 3 fit.
+    const draftSrc = await fileSource(fixturePath(draftSpec));
+    const model = await load({ maxContext: 256, maxBatch: 8, blockSize: 16, draft: draftSrc });
+    try {
+      const dr = model.draft!.runner;
+      const r = rng(31);
+      const prompt = Array.from({ length: 30 }, () => Math.floor(r() * model.cfg.vocabSize));
+      const root = 7;
+      const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0, logprobs: 0 };
+      const shape = fullTree(1, 4);
+      const job = { root, startPos: 30, shape, method: 'greedy' as const, temperature: 0, draftTemperature: 0, seed: 0, counter: 0 };
+      // What the draft's KV of positions 0..29 gives: the logits of a probe token at position 30.
+      const probe = async (blocks: readonly number[]): Promise<Float32Array> =>
+        (await dr.runLogits([{ blocks, tokens: [11], startPos: 30, sample: { sampling: greedy, counter: 0 } }]))[0]!;
+      // Reference: the whole prompt fed plainly, then the tree.
+      const a = dr.solo();
+      await a.forwardSample(prompt, 0, greedy, 0);
+      a.reserve(36);
+      const [treeA] = await dr.draftTrees([{ ...job, blocks: a.blocks }]);
+      const logitsA = await probe(a.blocks);
+      for (const behind of [12, 3]) {
+        const b = dr.solo();
+        await b.forwardSample(prompt.slice(0, 30 - behind), 0, greedy, 0);
+        b.reserve(36);
+        const [treeB] = await dr.draftTrees([{ ...job, blocks: b.blocks, catchUp: { from: 30 - behind, tokens: prompt.slice(30 - behind) } }]);
+        expect(treeB!.tokens, `${behind} behind`).toEqual(treeA!.tokens);
+        expectClose(await probe(b.blocks), logitsA, { maxNmse: 1e-8 });
+        b.release();
+      }
+      a.release();
+      expect(dr.pool.stats().used).toBe(0);
+    } finally {
+      model.destroy();
+      await draftSrc.close?.();
+    }
+  });
 
   test('greedy output equals the plain output, the draft catches up after prefill and preemption; most drafts are accepted', async () => {
     // A pool of 14 blocks for three requests of up to 128 + a tree: some are preempted and recomputed, the draft's KV with them.
