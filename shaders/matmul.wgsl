@@ -409,7 +409,7 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // end to end they doubled prefill and made decode 1.6-2.8x faster on SwiftShader (BENCHMARKS.md).
 
 // Where block `blk` (32 weights) of `row` lies and how it scales, computed once per block: word
-// offsets and shifts for w4_at, and sc = (d, 8d) for Q4_0, (d, 0) for Q8_0, (d x scale, dmin x min)
+// offsets (and Q6_K's bit offsets, for load32), and sc = (d, 8d) for Q4_0, (d, 0) for Q8_0, (d x scale, dmin x min)
 // for Q4_K (so a Q4_0 or Q4_K weight is sc.x * raw - sc.y), the scales of the two 16-weight halves
 // for Q6_K. F32 / F16 keep the word of the first weight.
 struct Blk { w0: u32, w1: u32, sh0: u32, sh1: u32, sc: vec2<f32> }
