@@ -629,6 +629,8 @@ export class ModelRunner {
       })),
     );
     const feed = st.feedScratch;
+    // Tokens this call feeds the model, for the readback pacer: the catch-up fed on its own, then every level's pass.
+    let fed = jobs.reduce((a, j, k) => a + (j.catchUp?.tokens.length ?? 0) - carry[k]!.length, 0);
     for (let d = 0; ; d++) {
       const active = jobs.map((_, j) => j).filter((j) => lv[j]!.length > d + 1);
       if (active.length === 0) break;
@@ -651,6 +653,7 @@ export class ModelRunner {
           };
         }),
       );
+      fed += n;
       const enc = this.ctx.device.createCommandEncoder();
       if (d > 0) {
         let k = 0;
@@ -679,7 +682,10 @@ export class ModelRunner {
     const enc = this.ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(st.kernels.nodesBuffer, 0, st.staging, 0, nodeWords * 4);
     this.ctx.device.queue.submit([enc.finish()]);
-    const words = await this.stagingRead(st.staging, nodeWords, this.pacer.enabled ? `draft:${layers}:${total}` : '');
+    // Paced by the tokens fed (the pacer's units): the first call after a prefill catches up on the
+    // whole prompt, and learned under the tree's size alone it made the next calls wait for that
+    // long (draft steps of ~100 ms took 300-700 ms for a dozen steps after each prompt).
+    const words = await this.stagingRead(st.staging, nodeWords, `draft:${layers}:${total}:${fed}`);
     checkDevice(this.ctx);
     const tokens = jobs.map((j, k) => j.shape.parents.map((_, i) => (i === 0 ? j.root : words[(st.kernels.nodeBase(k) + i) * NODE_WORDS]!)));
     return jobs.map((j, k) => ({ tokens: tokens[k]!, qRows: j.shape.parents.map((_, i) => qOff[k]! + i) }));

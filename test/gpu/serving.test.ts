@@ -226,7 +226,7 @@ describe('speculative decoding with a draft model', () => {
   const target = FIXTURES[FIXTURE]!;
   const draftSpec: FixtureSpec = { ...target, name: `${target.name}-draft-q4_0`, type: GGMLType.Q4_0 };
 
-  test("a draft model's catch-up rides in the tree's first level and leaves the KV a plain feed leaves, also past one step", async () => {
+  test("a draft model's catch-up rides in the tree's first level, leaves the KV a plain feed leaves (also past one step) and paces the readback by the tokens fed", async () => {
     // maxBatch 8: 12 missing tokens do not fit beside the root, so 5 go first in a pass of their own; 3 fit.
     const draftSrc = await fileSource(fixturePath(draftSpec));
     const model = await load({ maxContext: 256, maxBatch: 8, blockSize: 16, draft: draftSrc });
@@ -247,11 +247,22 @@ describe('speculative decoding with a draft model', () => {
       a.reserve(36);
       const [treeA] = await dr.draftTrees([{ ...job, blocks: a.blocks }]);
       const logitsA = await probe(a.blocks);
-      for (const behind of [12, 3]) {
+      // The readback is paced (gpu/pacing.ts) by the tokens fed: 12 behind at maxBatch 8 feeds 5 on
+      // their own, then 7 + the root, then 3 levels of one; 3 behind feeds 3 + the root, then 3.
+      const keys: string[] = [];
+      const read = dr as unknown as { stagingRead(buf: GPUBuffer, words: number, key: string): Promise<Uint32Array> };
+      const stagingRead = read.stagingRead.bind(dr);
+      read.stagingRead = (buf, words, key) => (keys.push(key), stagingRead(buf, words, key));
+      for (const [behind, fed] of [
+        [12, 16],
+        [3, 7],
+      ] as const) {
         const b = dr.solo();
         await b.forwardSample(prompt.slice(0, 30 - behind), 0, greedy, 0);
         b.reserve(36);
+        keys.length = 0;
         const [treeB] = await dr.draftTrees([{ ...job, blocks: b.blocks, catchUp: { from: 30 - behind, tokens: prompt.slice(30 - behind) } }]);
+        expect(keys).toEqual([`draft:${model.draft!.cfg.numLayers}:5:${fed}`]);
         expect(treeB!.tokens, `${behind} behind`).toEqual(treeA!.tokens);
         expectClose(await probe(b.blocks), logitsA, { maxNmse: 1e-8 });
         b.release();
