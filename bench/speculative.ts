@@ -117,6 +117,11 @@ const rows: Row[] = [];
 /** The acceptance table's cells (declared here: saveJson() writes both tables after every row). */
 const acc: Acc[] = [];
 await generate(model, { promptTokens: plainPrompt, maxTokens: 4, temperature: 0, ignoreEog: true });
+// And one short speculative request per drafter and tree: SwiftShader compiles a pipeline at its first use, and the
+// draft model's and the tree steps' first uses would otherwise land in the first row that needs them.
+for (const draft of ['model', 'self:2'] as const)
+  for (const tree of [CHAIN, TREE])
+    await generate(model, { promptTokens: plainPrompt, maxTokens: 8, temperature: 0.6, ignoreEog: true, speculative: { draft, tree, method: 'rrs' } });
 for (const T of [0, 0.6, 1.0]) {
   for (const c of configs(T)) {
     const req = { promptTokens: c.prompt, maxTokens: TOKENS, temperature: T, topK: 0, topP: 1, seed: 7, ignoreEog: true };
