@@ -471,10 +471,10 @@ fn nib_of(blk: u32, i: u32) -> Unp {
   let lo = Nib(select(NIB_LO.mask, NIB_HI.mask, hi), select(NIB_LO.scale, NIB_HI.scale, hi), select(0u, NIB_HI.flip, hi),
                select(0.0, NIB_HI.add, hi));
   if (WTYPE != 14u) { return Unp(lo, lo); }
-  // Q6_K's 2 high bits of byte c lie at bit 8c + 2qd; at qd = 3 byte 3's reach bit 31.
-  let sh = 2u * qd;
-  let crumb = Nib(vec4<u32>(3u, 0x300u, 0x30000u, 0x3000000u) << vec4<u32>(sh),
-                  vec4<f32>(16.0, 0x1p-4, 0x1p-12, 0x1p-20) * select(select(1.0, 0.25, qd == 1u), select(0x1p-4, 0x1p-6, qd == 3u), qd >= 2u),
+  // Q6_K's 2 high bits of byte c lie at bit 8c + 2qd (placed by a multiply: a shift is what this
+  // avoids); at qd = 3 byte 3's reach bit 31.
+  let place = select(select(1u, 4u, qd == 1u), select(16u, 64u, qd == 3u), qd >= 2u); // 4^qd
+  let crumb = Nib(vec4<u32>(3u, 0x300u, 0x30000u, 0x3000000u) * place, vec4<f32>(16.0, 0x1p-4, 0x1p-12, 0x1p-20) / f32(place),
                   select(0u, 0x80000000u, qd == 3u), select(0.0, 32.0, qd == 3u));
   return Unp(lo, crumb);
 }
@@ -566,17 +566,16 @@ fn dot8(a: array<vec4<f32>, 2>, w: array<vec4<f32>, RR>, x: vec4<f32>) -> array<
 
 // matvec_rows' Q4_0 / Q4_K sums over a block, for its 8 rows: their nibbles . X, sum X, and what the
 // flipped top nibbles lost (add * X.w). Word j and word j + wb (nibbles nA and nB) hold weights
-// 4j .. 4j + 3 and 16 + 4j .. 16 + 4j + 3, X vec4s xv + j and xv + 4 + j; X is scaled to the nibbles'
-// places. nA and nB are constants at every call, so the masks and scales are too (chosen at run
+// 4j .. 4j + 3 and 16 + 4j .. 16 + 4j + 3, X vec4s xv + j and xv + 4 + j (of array X); X is scaled
+// to the nibbles' places. nA and nB are constants at every call, so the masks and scales are too (chosen at run
 // time they cost 1.4x here).
 struct Q4Sums { sr: array<vec4<f32>, 2>, sx: vec4<f32>, s3: f32 }
 
 fn q4_sums(info: ptr<function, array<Blk, RR>>, wb: u32, nA: Nib, nB: Nib, xv: u32) -> Q4Sums {
   var o = Q4Sums(array<vec4<f32>, 2>(), vec4<f32>(0.0), 0.0);
-  let xo = p.xRowOffset * (p.K >> 2u) + xv;
   for (var j = 0u; j < 4u; j++) {
-    let xa = X[xo + j];
-    let xb = X[xo + 4u + j];
+    let xa = X[xv + j];
+    let xb = X[xv + 4u + j];
     o.sx += xa + xb;
     o.s3 += nA.add * xa.w + nB.add * xb.w;
     o.sr = dot8(o.sr, rows_nib(info, j, nA), xa * nA.scale);
@@ -684,19 +683,16 @@ fn matvec_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
       // dequantize per weight like the floats.
       var q: Q4Sums;
       if (WTYPE == 2u) {
-        q = q4_sums(&info, 0u, NIB_LO, NIB_HI, 8u * b);
+        q = q4_sums(&info, 0u, NIB_LO, NIB_HI, xo + 8u * b);
       } else if ((b & 1u) == 0u) {
-        q = q4_sums(&info, 4u, NIB_LO, NIB_LO, 8u * b);
+        q = q4_sums(&info, 4u, NIB_LO, NIB_LO, xo + 8u * b);
       } else {
-        q = q4_sums(&info, 4u, NIB_HI, NIB_HI, 8u * b);
+        q = q4_sums(&info, 4u, NIB_HI, NIB_HI, xo + 8u * b);
       }
-      let sr = q.sr;
-      let sx = q.sx;
-      let s3 = q.s3;
-      let xs = dot(sx, vec4<f32>(1.0));
+      let xs = dot(q.sx, vec4<f32>(1.0));
       let sc = rows_sc(&info);
-      acc[0] += sc[0] * (sr[0] + s3) - sc[2] * xs;
-      acc[1] += sc[1] * (sr[1] + s3) - sc[3] * xs;
+      acc[0] += sc[0] * (q.sr[0] + q.s3) - sc[2] * xs;
+      acc[1] += sc[1] * (q.sr[1] + q.s3) - sc[3] * xs;
     } else {
       for (var i = 0u; i < 8u; i++) {
         let w = rows_w4(&info, i, nib_of(b, i));

@@ -605,7 +605,7 @@ export class ModelRunner {
     const layers = drafter;
     checkDevice(this.ctx);
     const lv = jobs.map((j) => levels(j.shape));
-    const carry = this.catchUp(jobs, lv);
+    const { carry, fed: caughtUp } = this.catchUp(jobs, lv);
     const st = this.spec(true);
     const V = this.cfg.vocabSize;
     const qOff: number[] = [];
@@ -630,7 +630,7 @@ export class ModelRunner {
     );
     const feed = st.feedScratch;
     // Tokens this call feeds the model, for the readback pacer: the catch-up fed on its own, then every level's pass.
-    let fed = jobs.reduce((a, j, k) => a + (j.catchUp?.tokens.length ?? 0) - carry[k]!.length, 0);
+    let fed = caughtUp;
     for (let d = 0; ; d++) {
       const active = jobs.map((_, j) => j).filter((j) => lv[j]!.length > d + 1);
       if (active.length === 0) break;
@@ -695,11 +695,11 @@ export class ModelRunner {
    * The jobs' catch-up tokens (a draft model's missing KV). The last of them ride in the tree's
    * first level, ahead of the root: one pass instead of two, which on a GPU is one pass of
    * dispatches fewer and on a CPU-backed adapter one fixed cost fewer (a 3-token catch-up pass
-   * took ~40 ms on SwiftShader beside ~18 ms a level). Returns those per job; what does not fit
-   * in that level's maxBatch tokens, and a job whose tree is its root alone, is fed here first
-   * (KV only), in passes of at most maxBatch tokens and maxSeqs sequences.
+   * took ~40 ms on SwiftShader beside ~18 ms a level). Returns those per job (carry); what does
+   * not fit in that level's maxBatch tokens, and a job whose tree is its root alone, is fed here
+   * first (KV only), in passes of at most maxBatch tokens and maxSeqs sequences (fed: how many).
    */
-  private catchUp(jobs: readonly DraftJob[], lv: readonly number[][][]): (readonly number[])[] {
+  private catchUp(jobs: readonly DraftJob[], lv: readonly number[][][]): { carry: (readonly number[])[]; fed: number } {
     const { maxBatch, maxSeqs } = this.opts;
     let room = maxBatch - jobs.filter((_, j) => lv[j]!.length > 1).length;
     const carry = jobs.map((j, k) => {
@@ -716,6 +716,7 @@ export class ModelRunner {
         done: 0,
       }))
       .filter((x) => x.tokens.length > 0);
+    let fed = 0;
     while (left.some((x) => x.done < x.tokens.length)) {
       const seqs: StepSeq[] = [];
       let budget = maxBatch;
@@ -727,11 +728,12 @@ export class ModelRunner {
         budget -= n;
       }
       const { n } = this.writeStep(seqs);
+      fed += n;
       const enc = this.ctx.device.createCommandEncoder();
       this.encodeForward(enc, n, 0);
       this.ctx.device.queue.submit([enc.finish()]);
     }
-    return carry;
+    return { carry, fed };
   }
 
   /** Like run() but reads back the full logits of every sequence that has `sample` set (tests and evaluation). */
