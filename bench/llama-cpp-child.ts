@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { getLlama, type Token } from 'node-llama-cpp';
 import type { LlamaModel } from 'node-llama-cpp';
-import type { LlamaCppBatchRow, LlamaCppJob, LlamaCppResult, LlamaCppRun } from './llama-cpp.js';
+import type { LlamaCppBatchResult, LlamaCppBatchRow, LlamaCppJob, LlamaCppResult, LlamaCppRun } from './llama-cpp.js';
 
 const chunks: Buffer[] = [];
 for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -19,6 +19,7 @@ const llama = await getLlama({ gpu, build: 'never', logLevel: 'error' as never }
 if (gpu !== false && llama.gpu !== gpu) throw new Error(`llama.cpp's ${gpu} build did not load (it got ${String(llama.gpu)})`);
 const gpuName = gpu === false ? undefined : (await llama.getGpuDeviceNames()).join(', ');
 const results: LlamaCppResult[] = [];
+const batches: LlamaCppBatchResult[] = [];
 
 // S sequences decoding together: each prompt prefilled, a few warm-up steps, then the median (and
 // the fastest) of j.decodeTokens steps in which every sequence takes one token (their evaluate()
@@ -51,8 +52,7 @@ async function batchDecode(model: LlamaModel, j: LlamaCppJob, S: number): Promis
     }
     await Promise.all(its.map((it) => it.return()));
     times.sort((a, b) => a - b);
-    const stepMs = times[times.length >> 1]!;
-    return { sequences: S, step_ms: stepMs, min_step_ms: times[0]!, decode_tokens_per_s: (S / stepMs) * 1000 };
+    return { sequences: S, median_step_ms: times[times.length >> 1]!, min_step_ms: times[0]! };
   } finally {
     await ctx.dispose();
   }
@@ -63,25 +63,12 @@ for (const j of jobs) {
   const model = await llama.loadModel({ modelPath: j.modelPath, gpuLayers: gpu === false ? 0 : 'max' });
   const loadMs = performance.now() - t0;
   if (j.batchSequences !== undefined) {
-    const batch: LlamaCppBatchRow[] = [];
+    const rows: LlamaCppBatchRow[] = [];
     for (const S of j.batchSequences) {
-      batch.push(await batchDecode(model, j, S));
-      process.stderr.write(`${basename(j.modelPath)}: ${S} sequences, step ${batch.at(-1)!.step_ms.toFixed(1)} ms\n`);
+      rows.push(await batchDecode(model, j, S));
+      process.stderr.write(`${basename(j.modelPath)}: ${S} sequences, fastest step ${rows.at(-1)!.min_step_ms.toFixed(1)} ms\n`);
     }
-    results.push({
-      backend: gpu === false ? 'llama.cpp-cpu' : `llama.cpp-${gpu}`,
-      ...(gpuName !== undefined ? { gpu_name: gpuName } : {}),
-      model: basename(j.modelPath),
-      threads: j.threads,
-      prefill_tokens_per_s: 0,
-      decode_tokens_per_s: batch[0]?.decode_tokens_per_s ?? 0,
-      prompt_tokens: 0,
-      decode_tokens: j.decodeTokens,
-      load_ms: loadMs,
-      check_tokens: [],
-      first_tokens: [],
-      batch,
-    });
+    batches.push({ model: basename(j.modelPath), threads: j.threads, load_ms: loadMs, rows });
     await model.dispose();
     continue;
   }
@@ -135,6 +122,6 @@ for (const j of jobs) {
     await model.dispose();
   }
 }
-const out: LlamaCppRun = { node_llama_cpp: pkg.version, results };
+const out: LlamaCppRun = { node_llama_cpp: pkg.version, results, batches };
 // Exit only after the pipe has taken all of it: a large write is asynchronous.
 process.stdout.write(JSON.stringify(out), () => process.exit(0));

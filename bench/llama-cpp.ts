@@ -27,11 +27,17 @@ export interface LlamaCppJob {
 export interface LlamaCppBatchRow {
   sequences: number;
   /** Median wall time of a step in which every sequence decodes one token. */
-  step_ms: number;
+  median_step_ms: number;
   /** The fastest such step. */
   min_step_ms: number;
-  /** sequences / step time. */
-  decode_tokens_per_s: number;
+}
+
+/** A job with batchSequences: its rows, one per S. */
+export interface LlamaCppBatchResult {
+  model: string;
+  threads: number;
+  load_ms: number;
+  rows: LlamaCppBatchRow[];
 }
 
 export interface LlamaCppResult {
@@ -49,13 +55,13 @@ export interface LlamaCppResult {
   check_tokens: number[];
   /** The greedy tokens it generated (first few), for the record. */
   first_tokens: number[];
-  /** Batched decode (a job with batchSequences). */
-  batch?: LlamaCppBatchRow[];
 }
 
 export interface LlamaCppRun {
   node_llama_cpp: string;
   results: LlamaCppResult[];
+  /** The jobs with batchSequences, in order. */
+  batches: LlamaCppBatchResult[];
 }
 
 /** Run the jobs one after another in a child process; stderr of the child is forwarded. */
